@@ -1,0 +1,384 @@
+"""The binary packet protocol (RFC 4253 §6): framing, padding, encryption and MAC of packets,
+one object per direction.
+
+Packet layout: ``uint32 packet_length || byte padding_length || payload || padding || mac``.
+The padded packet is a multiple of max(8, cipher block size) bytes; with ETM MACs and AEAD
+ciphers the length field travels outside the encryption and is left out of that count, as
+OpenSSH does (OpenSSH PROTOCOL §1.5, PROTOCOL.chacha20poly1305, RFC 5647 §7.3).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sshtui.ssh.constants import MsgType
+from sshtui.ssh.crypto.ciphers import (
+    CHACHA20_POLY1305,
+    AesGcm,
+    ChaChaPoly,
+    aes_ctr,
+    check_key_sizes,
+    cipher_spec,
+)
+from sshtui.ssh.crypto.macs import PacketMac, mac_spec
+from sshtui.ssh.errors import LocalProtocolError, MacError, ProtocolError, RemoteProtocolError
+
+Bytes = bytes | bytearray | memoryview
+
+DEFAULT_MAX_PACKET_LENGTH = 256 * 1024  # what OpenSSH accepts (PACKET_MAX_SIZE)
+_SEQUENCE_MASK = 0xFFFFFFFF
+_MIN_PADDING = 4
+_PADDING_POOL_SIZE = 4096
+_NEWKEYS = bytes((MsgType.NEWKEYS,))
+
+_U32 = struct.Struct(">I")
+_HEADER = struct.Struct(">IB")  # packet_length, padding_length
+
+
+@dataclass(frozen=True)
+class DirectionKeys:
+    """What NEWKEYS switches one direction to."""
+
+    cipher: str  # a CIPHERS name
+    mac: str | None  # a MACS name; ignored (and normally None) for AEAD ciphers
+    key: bytes = field(repr=False)
+    iv: bytes = field(repr=False)
+    mac_key: bytes = field(repr=False, default=b"")
+
+
+class _Framing:
+    """How one direction turns a plaintext packet into wire bytes and back.
+
+    This base is the unencrypted state before the first NEWKEYS; subclasses keep their keyed
+    state across packets. ``open`` gets the whole wire packet (``end`` is where the MAC or
+    tag starts), authenticates it and returns the plaintext with the padding length byte at
+    ``body_offset``.
+    """
+
+    __slots__ = ()
+    block_size = 8  # padding alignment unit: max(8, cipher block size)
+    length_is_aligned = True  # False when the length field is outside the encryption
+    head_size = 4  # bytes needed to learn the packet length
+    tag_size = 0
+    body_offset = 4
+
+    def seal(self, sequence: int, packet: bytes) -> bytes:
+        return packet
+
+    def read_length(self, sequence: int, buffer: bytearray) -> int:
+        length: int = _U32.unpack_from(buffer)[0]
+        return length
+
+    def open(self, sequence: int, wire: memoryview, end: int) -> Bytes:
+        return wire
+
+
+class _CtrWithMac(_Framing):
+    """AES-CTR with a classic MAC over the plaintext packet (RFC 4253 §6.3-6.4, RFC 4344)."""
+
+    __slots__ = ("_crypt", "_head", "_mac", "tag_size")
+    block_size = 16
+    head_size = 16
+
+    def __init__(self, crypt: Callable[[Bytes], bytes], mac: PacketMac):
+        self._crypt = crypt
+        self._mac = mac
+        self.tag_size = mac.spec.digest_size
+        self._head = b""
+
+    def seal(self, sequence: int, packet: bytes) -> bytes:
+        return self._crypt(packet) + self._mac.sign(sequence, packet)
+
+    def read_length(self, sequence: int, buffer: bytearray) -> int:
+        # The keystream moves on, so the decrypted first block is kept for open().
+        self._head = self._crypt(buffer[:16])
+        length: int = _U32.unpack_from(self._head)[0]
+        return length
+
+    def open(self, sequence: int, wire: memoryview, end: int) -> Bytes:
+        rest = self._crypt(wire[16:end])
+        if not self._mac.verify(sequence, wire[end:], self._head, rest):
+            raise MacError(f"{self._mac.spec.name} mismatch")
+        return self._head + rest
+
+
+class _CtrEncryptThenMac(_Framing):
+    """AES-CTR with an ``-etm@openssh.com`` MAC over length || ciphertext (OpenSSH PROTOCOL §1.5)."""
+
+    __slots__ = ("_crypt", "_mac", "tag_size")
+    block_size = 16
+    length_is_aligned = False
+    body_offset = 0
+
+    def __init__(self, crypt: Callable[[Bytes], bytes], mac: PacketMac):
+        self._crypt = crypt
+        self._mac = mac
+        self.tag_size = mac.spec.digest_size
+
+    def seal(self, sequence: int, packet: bytes) -> bytes:
+        view = memoryview(packet)
+        ciphertext = self._crypt(view[4:])
+        return b"".join((view[:4], ciphertext, self._mac.sign(sequence, view[:4], ciphertext)))
+
+    def open(self, sequence: int, wire: memoryview, end: int) -> Bytes:
+        # Authenticate first: nothing unauthenticated reaches the cipher.
+        if not self._mac.verify(sequence, wire[end:], wire[:end]):
+            raise MacError(f"{self._mac.spec.name} mismatch")
+        return self._crypt(wire[4:end])
+
+
+class _Gcm(_Framing):
+    """aes*-gcm@openssh.com: the length is associated data in the clear (RFC 5647 §7.3)."""
+
+    __slots__ = ("_gcm",)
+    block_size = 16
+    length_is_aligned = False
+    tag_size = 16
+    body_offset = 0
+
+    def __init__(self, gcm: AesGcm):
+        self._gcm = gcm
+
+    def seal(self, sequence: int, packet: bytes) -> bytes:
+        view = memoryview(packet)
+        return b"".join((view[:4], self._gcm.seal(view[:4], view[4:])))
+
+    def open(self, sequence: int, wire: memoryview, end: int) -> Bytes:
+        return self._gcm.open(wire[:4], wire[4:])
+
+
+class _ChaCha(_Framing):
+    """chacha20-poly1305@openssh.com: the length has a key of its own (PROTOCOL.chacha20poly1305)."""
+
+    __slots__ = ("_chacha",)
+    length_is_aligned = False
+    tag_size = 16
+    body_offset = 0
+
+    def __init__(self, chacha: ChaChaPoly):
+        self._chacha = chacha
+
+    def seal(self, sequence: int, packet: bytes) -> bytes:
+        view = memoryview(packet)
+        sealed_length = self._chacha.crypt_length(sequence, view[:4])
+        ciphertext, tag = self._chacha.seal(sequence, sealed_length, view[4:])
+        return b"".join((sealed_length, ciphertext, tag))
+
+    def read_length(self, sequence: int, buffer: bytearray) -> int:
+        length: int = _U32.unpack(self._chacha.crypt_length(sequence, buffer[:4]))[0]
+        return length
+
+    def open(self, sequence: int, wire: memoryview, end: int) -> Bytes:
+        return self._chacha.open(sequence, wire[:end], wire[end:])
+
+
+_UNENCRYPTED = _Framing()
+
+
+def _framing_for(keys: DirectionKeys | None) -> _Framing:
+    if keys is None:
+        return _UNENCRYPTED
+    spec = cipher_spec(keys.cipher)
+    check_key_sizes(spec, keys.key, keys.iv)
+    if spec.name == CHACHA20_POLY1305:
+        return _ChaCha(ChaChaPoly(keys.key))
+    if spec.is_aead:
+        return _Gcm(AesGcm(keys.key, keys.iv))
+    if keys.mac is None:
+        raise LocalProtocolError(f"{spec.name} needs a MAC algorithm")
+    mac = PacketMac(mac_spec(keys.mac), keys.mac_key)
+    crypt = aes_ctr(keys.key, keys.iv)
+    return _CtrEncryptThenMac(crypt, mac) if mac.spec.etm else _CtrWithMac(crypt, mac)
+
+
+class PacketWriter:
+    """Turns payloads into wire packets for one direction.
+
+    ``packets`` and ``bytes`` count everything encoded since creation (wire bytes, MAC
+    included), for rekey decisions (RFC 4344 §3).
+    """
+
+    def __init__(self, rng: Callable[[int], bytes], *, max_packet_length: int = DEFAULT_MAX_PACKET_LENGTH):
+        self._rng = rng
+        self._max_packet_length = max_packet_length
+        self._framing = _UNENCRYPTED
+        self._sequence = 0
+        self._padding_pool = b""
+        self._padding_used = 0
+        self.packets = 0
+        self.bytes = 0
+
+    @property
+    def sequence(self) -> int:
+        """Sequence number of the next packet to be encoded."""
+        return self._sequence
+
+    @property
+    def block_size(self) -> int:
+        return self._framing.block_size
+
+    def set_keys(self, keys: DirectionKeys | None) -> None:
+        """Switches keys for the next packet encoded (call right after encoding NEWKEYS)."""
+        self._framing = _framing_for(keys)
+
+    def reset_sequence(self) -> None:
+        """Strict key exchange: the sequence number restarts at 0 after NEWKEYS."""
+        self._sequence = 0
+
+    def _padding(self, count: int) -> bytes:
+        # Slicing a pool costs less than an rng call per packet; no byte is used twice.
+        start = self._padding_used
+        end = start + count
+        if end > len(self._padding_pool):
+            pool = self._rng(_PADDING_POOL_SIZE)
+            if len(pool) != _PADDING_POOL_SIZE:
+                raise LocalProtocolError(f"rng returned {len(pool)} bytes, {_PADDING_POOL_SIZE} requested")
+            self._padding_pool = pool
+            start, end = 0, count
+        self._padding_used = end
+        return self._padding_pool[start:end]
+
+    def encode(self, payload: Bytes) -> bytes:
+        """One complete wire packet carrying ``payload``."""
+        framing = self._framing
+        block_size = framing.block_size
+        aligned_header = 5 if framing.length_is_aligned else 1
+        padding_length = -(len(payload) + aligned_header) % block_size
+        if padding_length < _MIN_PADDING:
+            padding_length += block_size
+        packet_length = len(payload) + 1 + padding_length
+        if packet_length > self._max_packet_length:
+            raise LocalProtocolError(
+                f"payload of {len(payload)} bytes exceeds the packet limit of {self._max_packet_length}"
+            )
+        packet = b"".join(
+            (_HEADER.pack(packet_length, padding_length), payload, self._padding(padding_length))
+        )
+        sequence = self._sequence
+        wire = framing.seal(sequence, packet)
+        self._sequence = (sequence + 1) & _SEQUENCE_MASK
+        self.packets += 1
+        self.bytes += len(wire)
+        return wire
+
+
+class PacketReader:
+    """Turns received bytes back into payloads for one direction.
+
+    Feed bytes as they arrive, then call ``next_payload()`` until it returns None. After a
+    payload that is NEWKEYS, ``set_keys()`` must be called before reading on: the packets
+    behind it are under the new keys.
+    """
+
+    def __init__(self, max_packet_length: int = DEFAULT_MAX_PACKET_LENGTH):
+        self._max_packet_length = max_packet_length
+        self._buffer = bytearray()
+        self._framing = _UNENCRYPTED
+        self._sequence = 0
+        self._last_sequence = -1
+        self._packet_length = -1  # of the packet being assembled; -1 until its head is read
+        self._awaiting_keys = False
+        self._failure: ProtocolError | None = None
+        self.packets = 0
+        self.bytes = 0
+
+    @property
+    def sequence(self) -> int:
+        """Sequence number of the next packet to be read."""
+        return self._sequence
+
+    @property
+    def last_sequence(self) -> int:
+        """Sequence number of the packet last returned (-1 before any), for UNIMPLEMENTED."""
+        return self._last_sequence
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as payloads, for back-pressure."""
+        return len(self._buffer)
+
+    @property
+    def block_size(self) -> int:
+        return self._framing.block_size
+
+    def set_keys(self, keys: DirectionKeys | None) -> None:
+        """Switches keys for the packet after the one last returned."""
+        self._framing = _framing_for(keys)
+        self._packet_length = -1
+        self._awaiting_keys = False
+
+    def reset_sequence(self) -> None:
+        """Strict key exchange: the sequence number restarts at 0 after NEWKEYS."""
+        self._sequence = 0
+
+    def feed(self, data: Bytes) -> None:
+        if self._failure is None:  # after a failure nothing more is read
+            self._buffer += data
+
+    def next_payload(self) -> bytes | None:
+        """The next complete packet's payload, or None when more bytes are needed.
+
+        Raises RemoteProtocolError (MacError for failed authentication) for a broken packet;
+        the reader then stays failed.
+        """
+        if self._failure is not None:
+            raise self._failure
+        if self._awaiting_keys:
+            raise LocalProtocolError("NEWKEYS was read: call set_keys() before reading further packets")
+        try:
+            return self._next_payload()
+        except ProtocolError as error:
+            self._failure = error
+            raise
+
+    def _next_payload(self) -> bytes | None:
+        framing = self._framing
+        buffer = self._buffer
+        length = self._packet_length
+        if length < 0:
+            if len(buffer) < framing.head_size:
+                return None
+            length = framing.read_length(self._sequence, buffer)
+            self._check_length(length, framing)
+            self._packet_length = length
+        total = 4 + length + framing.tag_size
+        if len(buffer) < total:
+            return None
+        payload = self._open_packet(framing, length, total)
+        # The views into the buffer are gone once _open_packet returns, so it can shrink.
+        del buffer[:total]
+        self._packet_length = -1
+        self._last_sequence = self._sequence
+        self._sequence = (self._sequence + 1) & _SEQUENCE_MASK
+        self.packets += 1
+        self.bytes += total
+        if payload[:1] == _NEWKEYS:
+            self._awaiting_keys = True
+        return payload
+
+    def _check_length(self, length: int, framing: _Framing) -> None:
+        # Checked before the body is buffered, so a hostile length cannot make us wait or allocate.
+        if length > self._max_packet_length:
+            raise RemoteProtocolError(
+                f"packet length {length} exceeds the limit of {self._max_packet_length} bytes"
+            )
+        if length < 1 + _MIN_PADDING:
+            raise RemoteProtocolError(f"packet length {length} is too short")
+        aligned = length + 4 if framing.length_is_aligned else length
+        if aligned % framing.block_size:
+            raise RemoteProtocolError(
+                f"packet length {length} is not aligned to the {framing.block_size}-byte block size"
+            )
+
+    def _open_packet(self, framing: _Framing, length: int, total: int) -> bytes:
+        with memoryview(self._buffer) as view:
+            plain = framing.open(self._sequence, view[:total], 4 + length)
+            offset = framing.body_offset
+            padding_length = plain[offset]
+            if padding_length < _MIN_PADDING or padding_length >= length:
+                raise RemoteProtocolError(
+                    f"padding length {padding_length} is invalid for packet length {length}"
+                )
+            return bytes(plain[offset + 1 : offset + length - padding_length])
