@@ -64,6 +64,7 @@ class PayloadReceived:
 
     msg_type: int
     payload: bytes
+    sequence: int = 0  # the packet's sequence number, for UNIMPLEMENTED replies
 
 
 @dataclass(frozen=True, slots=True)

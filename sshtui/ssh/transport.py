@@ -183,7 +183,7 @@ class Transport:
             self._process_packets(events)
             self._check_rekey(events)
         except ProtocolError as exc:
-            events.append(self._fail(exc))
+            events.append(self.fail(exc))
         return events
 
     def data_to_send(self) -> bytes:
@@ -230,14 +230,14 @@ class Transport:
             self._send_newkeys()
             self._process_packets(events)
         except ProtocolError as exc:
-            events.append(self._fail(exc))
+            events.append(self.fail(exc))
         return events
 
     def reject_host_key(self, reason: str, now: float | None = None) -> list[TransportEvent]:
         if now is not None:
             self._now = now
         self._awaiting_host_key = None
-        return [self._fail(HostKeyRejected(reason))]
+        return [self.fail(HostKeyRejected(reason))]
 
     def request_rekey(self, now: float | None = None) -> bool:
         """Start a key re-exchange now; False when one is already running or not yet possible."""
@@ -256,7 +256,7 @@ class Transport:
             try:
                 self._check_rekey(events)
             except ProtocolError as exc:
-                events.append(self._fail(exc))
+                events.append(self.fail(exc))
         return events
 
     def next_deadline(self) -> float | None:
@@ -275,6 +275,11 @@ class Transport:
             self._send(Disconnect(reason, description).encode())
         self._disconnect_reason = f"{reason.name}: {description}" if description else reason.name
         self._move(Phase.CLOSED)
+
+    def send_unimplemented(self, sequence: int) -> None:
+        """RFC 4253 §11.4: the answer to a message number nobody here implements."""
+        if self.phase is not Phase.CLOSED:
+            self._send_or_queue_transport(Unimplemented(sequence).encode(), None)
 
     def send_ignore(self, data: bytes = b"", now: float | None = None) -> None:
         from sshtui.ssh.messages.transport import Ignore
@@ -316,7 +321,8 @@ class Transport:
     def _ms(self) -> float:
         return (self._now - self._start_time) * 1000.0
 
-    def _fail(self, exc: ProtocolError) -> Disconnected:
+    def fail(self, exc: ProtocolError) -> Disconnected:
+        """Close for good after a protocol error: queue DISCONNECT, report it as an event."""
         self.error = exc
         if self.phase is not Phase.CLOSED:
             by_peer = False
@@ -426,7 +432,7 @@ class Transport:
                     raise RemoteProtocolError(
                         f"peer sent {message_name(msg_type)} before any service was started"
                     )
-                events.append(PayloadReceived(msg_type, payload))
+                events.append(PayloadReceived(msg_type, payload, reader.last_sequence))
                 continue
             self._dispatch_transport(msg_type, payload, events)
 

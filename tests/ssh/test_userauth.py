@@ -4,13 +4,20 @@ together in memory, the test playing the server's driver, plus malicious servers
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import struct
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
+import paramiko  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sshtui.ssh.config import server_config
 from sshtui.ssh.constants import DisconnectReason, MsgType
 from sshtui.ssh.crypto.hostkeys import PrivateKey, fingerprint_sha256
 from sshtui.ssh.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -23,6 +30,7 @@ from sshtui.ssh.messages.userauth import (
     UserauthPkOk,
     UserauthSuccess,
 )
+from sshtui.ssh.transport import Role, Transport
 from sshtui.ssh.userauth import (
     MAX_BANNER_BYTES,
     MAX_BANNERS,
@@ -604,3 +612,132 @@ def test_openssh_banner_arrives_escaped(sshd_factory, tmp_path) -> None:  # type
         assert AuthBanner("Authorized use only\\x1b[2J\n") in events
     finally:
         auth.session.close()
+
+
+# --- ServerAuth against paramiko's client ------------------------------------------------------
+
+
+class ServerThread(threading.Thread):
+    """Our server transport and ServerAuth on a 127.0.0.1 socket, with a fixed policy."""
+
+    PASSWORD = "hunter2"
+
+    def __init__(self, authorized: set[bytes]) -> None:
+        super().__init__(daemon=True)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.authorized = authorized
+        self.auth: ServerAuth | None = None
+        self.seen: list[object] = []
+
+    def run(self) -> None:
+        conn, _ = self.listener.accept()
+        conn.settimeout(10)
+        transport = Transport(Role.SERVER, server_config(), rng=os.urandom, host_keys=[user_key("ed25519")])
+        transport.start(time.monotonic())
+        try:
+            while not transport.is_closed:
+                conn.sendall(transport.data_to_send())
+                data = conn.recv(65536)
+                if not data:
+                    return
+                for event in transport.receive_data(data, time.monotonic()):
+                    if isinstance(event, PayloadReceived):
+                        self._on_payload(transport, event.payload)
+        except OSError:
+            return
+        finally:
+            conn.close()
+            self.listener.close()
+
+    def _on_payload(self, transport: Transport, payload: bytes) -> None:
+        if self.auth is None:
+            assert transport.session_id is not None
+            self.auth = ServerAuth(transport.session_id, transport.send_payload,
+                                   methods=("publickey", "password", "keyboard-interactive"))
+        if self.auth.authenticated_user is not None:
+            return
+        for event in self.auth.handle(payload):
+            self.seen.append(event)
+            if isinstance(event, PublicKeyQuery):
+                self.auth.accept_key_query() if event.public_blob in self.authorized else self.auth.reject()
+            elif isinstance(event, PublicKeyAttempt):
+                ok = event.signature_valid and event.public_blob in self.authorized
+                self.auth.accept() if ok else self.auth.reject()
+            elif isinstance(event, PasswordAttempt):
+                self.auth.accept() if event.password == self.PASSWORD else self.auth.reject()
+            elif isinstance(event, KeyboardInteractiveStart):
+                self.auth.send_info_request("", "", [("Password: ", False)])
+            elif isinstance(event, KeyboardInteractiveResponse):
+                ok = event.responses == (self.PASSWORD,)
+                self.auth.accept() if ok else self.auth.reject()
+
+
+def _paramiko_client(port: int) -> paramiko.Transport:
+    transport = paramiko.Transport(("127.0.0.1", port))
+    transport.start_client(timeout=10)
+    return transport
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "rsa"])
+def test_paramiko_publickey_login(kind: str, tmp_path: Path) -> None:
+    key = user_key(kind)
+    path = tmp_path / "id"
+    path.write_bytes(key.to_openssh())
+    server = ServerThread({key.public_blob})
+    server.start()
+    client = _paramiko_client(server.port)
+    try:
+        client.auth_publickey("alice", paramiko.PKey.from_path(path))
+        assert client.is_authenticated()
+    finally:
+        client.close()
+        server.join(10)
+    assert server.auth is not None and server.auth.authenticated_user == "alice"
+    assert any(isinstance(e, PublicKeyAttempt) and e.signature_valid for e in server.seen)
+
+
+@pytest.mark.parametrize(
+    ("login", "secret", "succeeds"),
+    [
+        ("password", ServerThread.PASSWORD, True),
+        ("password", "wrong", False),
+        ("keyboard-interactive", ServerThread.PASSWORD, True),
+        ("keyboard-interactive", "wrong", False),
+    ],
+)
+def test_paramiko_password_and_keyboard_interactive_logins(login: str, secret: str, succeeds: bool) -> None:
+    # One attempt per connection: paramiko repeats SERVICE_REQUEST before every auth_* call.
+    server = ServerThread(set())
+    server.start()
+    client = _paramiko_client(server.port)
+    try:
+        with contextlib.nullcontext() if succeeds else pytest.raises(paramiko.AuthenticationException):
+            if login == "password":
+                client.auth_password("alice", secret)
+            else:
+                client.auth_interactive("alice", lambda title, instructions, prompts: [secret] * len(prompts))
+        assert client.is_authenticated() is succeeds
+    finally:
+        client.close()
+        server.join(10)
+    assert server.auth is not None
+    assert server.auth.authenticated_method == (login if succeeds else None)
+    assert server.auth.failures == (0 if succeeds else 1)
+
+
+def test_paramiko_with_an_unauthorized_key_is_refused(tmp_path: Path) -> None:
+    key = PrivateKey.generate("ed25519")
+    path = tmp_path / "id"
+    path.write_bytes(key.to_openssh())
+    server = ServerThread(set())
+    server.start()
+    client = _paramiko_client(server.port)
+    try:
+        with pytest.raises(paramiko.AuthenticationException):
+            client.auth_publickey("alice", paramiko.PKey.from_path(path))
+        assert not client.is_authenticated()
+    finally:
+        client.close()
+        server.join(10)
+    assert server.auth is not None and server.auth.failures == 1

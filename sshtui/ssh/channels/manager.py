@@ -366,7 +366,7 @@ class ConnectionLayer:
             raise LocalProtocolError(f"channel {local_id}: {exc.message}") from None
         remote_id = ch._remote_id
         if increment and remote_id is not None and not ch._eof_received:
-            self._send(_WINDOW_ADJUST.pack(MsgType.CHANNEL_WINDOW_ADJUST, remote_id, increment + 1))
+            self._send(_WINDOW_ADJUST.pack(MsgType.CHANNEL_WINDOW_ADJUST, remote_id, increment))
 
     def send_eof(self, local_id: int) -> None:
         """Half-close our direction; repeated calls and calls after ``close`` do nothing."""

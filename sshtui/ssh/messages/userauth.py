@@ -129,7 +129,8 @@ class UserauthRequest:
 
     def __post_init__(self) -> None:
         known = _KNOWN_METHODS.get(self.method)
-        if isinstance(self.body, UnknownAuth) if known is None else not isinstance(self.body, known):
+        matches = isinstance(self.body, UnknownAuth) if known is None else isinstance(self.body, known)
+        if not matches:
             raise LocalProtocolError(
                 f"USERAUTH_REQUEST: method {self.method!r:.64} does not match {type(self.body).__name__}"
             )

@@ -1,0 +1,478 @@
+"""The asyncio client driver: one ``asyncio.Protocol`` feeding socket bytes into the sans-IO
+``ClientConnection`` and writing what it wants sent (RFC 4253 §4 over TCP).
+
+``connect()`` bounds the TCP connect and every handshake step up to the end of
+authentication by ``connect_timeout``; afterwards keepalives (ServerAliveInterval) and
+the rekey timer run on the loop clock. Snapshots are published at a bounded rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sshtui.net.auth import AuthenticationFailed, AuthOptions, Authenticator
+from sshtui.net.channel import Channel, ChannelOpenError, ExitInfo
+from sshtui.ssh.channels import events as ce
+from sshtui.ssh.config import TransportConfig
+from sshtui.ssh.connection import AuthReady, ClientConnection, ConnectionSnapshot, Event
+from sshtui.ssh.constants import DisconnectReason
+from sshtui.ssh.errors import ConnectionClosedError, HostKeyRejected, SSHError
+from sshtui.ssh.events import Disconnected, HostKeyReceived, KexCompleted
+from sshtui.ssh.messages import connection as m
+from sshtui.ssh.userauth import AuthBanner, AuthFailed, AuthSucceeded, InfoRequested, PasswordChangeRequested
+from sshtui.ssh.userauth import PublicKeyAccepted
+
+HostKeyVerifier = Callable[[str, int, str, bytes], Awaitable[object]]
+SnapshotCallback = Callable[[ConnectionSnapshot], None]
+_AUTH_EVENTS = (AuthBanner, AuthFailed, AuthSucceeded, PublicKeyAccepted, PasswordChangeRequested, InfoRequested)
+
+
+class ConnectError(SSHError):
+    """The connection could not be set up (TCP, timeout, host key, authentication)."""
+
+
+class ConnectTimeout(ConnectError):
+    pass
+
+
+@dataclass
+class ClientOptions:
+    host: str
+    port: int = 22
+    username: str = ""
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    auth: AuthOptions = field(default_factory=AuthOptions)
+    verify_host_key: HostKeyVerifier | None = None  # None accepts any key: tests and demos only
+    connect_timeout: float | None = 30.0
+    server_alive_interval: float = 0.0
+    server_alive_count_max: int = 3
+    on_snapshot: SnapshotCallback | None = None
+    snapshot_interval: float = 0.25
+    sock: Any = None  # an already connected socket-like transport target (jump hosts)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    exit_status: int | None
+    exit_signal: str | None
+    stdout: bytes
+    stderr: bytes
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, client: SSHClient):
+        self._client = client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._client._connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._client._data_received(data)
+
+    def eof_received(self) -> bool | None:
+        self._client._data_received(b"")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._client._connection_lost(exc)
+
+
+class SSHClient:
+    """A connected, authenticated client. Create with ``await connect(options)``."""
+
+    def __init__(self, options: ClientOptions):
+        self.options = options
+        username = options.username or _local_user()
+        self.conn = ClientConnection(username, options.transport, rng=os.urandom)
+        self._loop = asyncio.get_running_loop()
+        self._sock: asyncio.Transport | None = None
+        self._channels: dict[int, Channel] = {}
+        self._auth_events: asyncio.Queue[Any] = asyncio.Queue()
+        self._auth_ready: asyncio.Future[None] = self._loop.create_future()
+        self._host_key_task: asyncio.Task[None] | None = None
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self.error: BaseException | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._dirty = True
+        self._last_receive = self._loop.time()
+        self._keepalive_missed = 0
+        self.keepalive_rtt: float | None = None
+        self._global_waiters: list[asyncio.Future[tuple[bool, bytes]]] = []
+        self.on_channel_open_request: Callable[[ce.ChannelOpenRequested], None] | None = None
+
+    # -- socket side
+
+    def _connection_made(self, transport: asyncio.Transport) -> None:
+        self._sock = transport
+        self.conn.start(self._loop.time())
+        self._flush()
+
+    def _data_received(self, data: bytes) -> None:
+        now = self._loop.time()
+        self._last_receive = now
+        self._keepalive_missed = 0
+        try:
+            events = self.conn.receive_data(data, now)
+        except SSHError as exc:  # misuse inside the core: treat as fatal, never a traceback
+            self._fail(exc)
+            return
+        self._dispatch(events)
+        self._flush()
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        if not self.conn.is_closed:
+            self._dispatch(self.conn.receive_data(b"", self._loop.time()))
+        self._finish(self.error or ConnectionClosedError(f"connection lost{': ' + str(exc) if exc else ''}"))
+
+    def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and self._sock is not None and not self._sock.is_closing():
+            self._sock.write(data)
+        if self.conn.is_closed and self._sock is not None:
+            self._sock.close()
+
+    # -- events
+
+    def _dispatch(self, events: Sequence[Event]) -> None:
+        if events:
+            self._dirty = True
+        for event in events:
+            if isinstance(event, ce.ChannelData):
+                channel = self._channels.get(event.local_id)
+                if channel is not None:
+                    channel.on_data(event.data, event.data_type)
+            elif isinstance(event, ce.ChannelWindowOpened):
+                channel = self._channels.get(event.local_id)
+                if channel is not None:
+                    channel.on_window()
+            elif isinstance(event, _AUTH_EVENTS):
+                self._auth_events.put_nowait(event)
+            else:
+                self._dispatch_other(event)
+
+    def _dispatch_other(self, event: Event) -> None:
+        if isinstance(event, HostKeyReceived):
+            self._host_key_task = self._loop.create_task(self._check_host_key(event))
+        elif isinstance(event, AuthReady):
+            if not self._auth_ready.done():
+                self._auth_ready.set_result(None)
+        elif isinstance(event, KexCompleted):
+            self._schedule_rekey_timer()
+        elif isinstance(event, Disconnected):
+            error = event.error or ConnectionClosedError(
+                f"disconnected by the server: {event.description or 'no reason given'}"
+            )
+            self._finish(error)
+        elif isinstance(event, ce.ChannelOpened):
+            channel = self._channels.get(event.local_id)
+            if channel is not None and not channel.opened.done():
+                channel.opened.set_result(None)
+        elif isinstance(event, ce.ChannelOpenFailed):
+            channel = self._channels.pop(event.local_id, None)
+            if channel is not None:
+                channel.on_closed(ChannelOpenError(event.reason, event.description))
+        elif isinstance(event, ce.ChannelEof):
+            channel = self._channels.get(event.local_id)
+            if channel is not None:
+                channel.on_eof()
+        elif isinstance(event, ce.ChannelClosed):
+            channel = self._channels.pop(event.local_id, None)
+            if channel is not None:
+                channel.on_closed()
+        elif isinstance(event, ce.ChannelRequestReceived):
+            self._on_channel_request(event)
+        elif isinstance(event, ce.ChannelRequestResult):
+            channel = self._channels.get(event.local_id)
+            if channel is not None:
+                channel.on_request_result(event.success)
+        elif isinstance(event, ce.KeepaliveReply):
+            self.keepalive_rtt = event.rtt_seconds
+        elif isinstance(event, ce.GlobalRequestResult):
+            if self._global_waiters:
+                waiter = self._global_waiters.pop(0)
+                if not waiter.done():
+                    waiter.set_result((event.success, event.data))
+        elif isinstance(event, ce.GlobalRequestReceived):
+            if event.want_reply:
+                self.conn.require_channels().reply_global(False)
+        elif isinstance(event, ce.ChannelOpenRequested):
+            if self.on_channel_open_request is not None:
+                self.on_channel_open_request(event)
+            else:
+                self.conn.require_channels().reject_open(event.local_id, 1, "not expected by this client")
+
+    def _on_channel_request(self, event: ce.ChannelRequestReceived) -> None:
+        channel = self._channels.get(event.local_id)
+        body = event.request
+        if channel is not None:
+            if isinstance(body, m.ExitStatus):
+                channel.on_exit_status(body.status)
+            elif isinstance(body, m.ExitSignal):
+                channel.on_exit_signal(body.signal, body.core_dumped, body.error_message)
+        if event.want_reply:
+            self.conn.require_channels().reply_request(event.local_id, False)
+
+    async def _check_host_key(self, event: HostKeyReceived) -> None:
+        verifier = self.options.verify_host_key
+        try:
+            if verifier is not None:
+                await verifier(self.options.host, self.options.port, event.algorithm, event.key_blob)
+        except HostKeyRejected as exc:
+            self._dispatch(self.conn.reject_host_key(exc.message, self._loop.time()))
+            self._flush()
+            self._finish(exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - a failing verifier must refuse, never hang
+            rejected = HostKeyRejected(f"host key check failed: {exc}")
+            self._dispatch(self.conn.reject_host_key(rejected.message, self._loop.time()))
+            self._flush()
+            self._finish(rejected)
+            return
+        self._dispatch(self.conn.accept_host_key(self._loop.time()))
+        self._flush()
+
+    # -- timers
+
+    def _schedule_rekey_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        deadline = self.conn.transport.next_deadline()
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline + 0.001, self._on_timer)
+
+    def _on_timer(self) -> None:
+        if self.conn.is_closed:
+            return
+        self._dispatch(self.conn.tick(self._loop.time()))
+        self._flush()
+        self._schedule_rekey_timer()
+
+    async def _keepalive_loop(self) -> None:
+        interval = self.options.server_alive_interval
+        while not self.closed.done():
+            await asyncio.sleep(interval)
+            if self._loop.time() - self._last_receive < interval:
+                continue
+            if self._keepalive_missed >= self.options.server_alive_count_max:
+                self._fail(ConnectionClosedError(f"Timeout, server {self.options.host} not responding."))
+                return
+            self._keepalive_missed += 1
+            try:
+                self.conn.require_channels().send_keepalive(self._loop.time())
+            except SSHError:
+                return
+            self._flush()
+
+    async def _snapshot_loop(self) -> None:
+        callback = self.options.on_snapshot
+        assert callback is not None
+        while not self.closed.done():
+            if self._dirty:
+                self._dirty = False
+                callback(self.snapshot())
+            await asyncio.sleep(self.options.snapshot_interval)
+        callback(self.snapshot())
+
+    # -- lifecycle
+
+    def _fail(self, error: BaseException) -> None:
+        if not self.conn.is_closed:
+            reason = getattr(error, "reason", DisconnectReason.BY_APPLICATION)
+            self.conn.transport.disconnect(reason, str(error)[:200], self._loop.time())
+            self._flush()
+        self._finish(error)
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self.closed.done():
+            return
+        self.error = self.error or error
+        for channel in list(self._channels.values()):
+            channel.on_closed(ConnectionClosedError(str(error)) if error else None)
+        self._channels.clear()
+        for waiter in self._global_waiters:
+            if not waiter.done():
+                waiter.set_result((False, b""))
+        if not self._auth_ready.done():
+            self._auth_ready.set_exception(error or ConnectionClosedError("connection closed"))
+            self._auth_ready.exception()
+        self._auth_events.put_nowait(None)
+        if self._timer is not None:
+            self._timer.cancel()
+        self.closed.set_result(None)
+        if self._sock is not None:
+            self._sock.close()
+
+    async def _handshake(self) -> None:
+        timeout = self.options.connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._auth_ready)
+        except TimeoutError:
+            raise ConnectTimeout(
+                f"connection to {self.options.host} port {self.options.port} timed out during "
+                f"{self.conn.transport.phase.value}"
+            ) from None
+        auth = self.conn.require_auth()
+        queue: asyncio.Queue[Any] = self._auth_events
+        authenticator = Authenticator(auth, queue, self._flush, self.options.auth, timeout)
+        try:
+            await authenticator.run()
+        except AuthenticationFailed:
+            if self.error is not None:
+                raise self.error from None
+            raise
+        except TimeoutError:
+            raise ConnectTimeout(f"{self.options.host}: the server stopped answering during authentication") from None
+        if self.error is not None:
+            raise self.error
+        if self.options.server_alive_interval > 0:
+            self._keepalive_task = self._loop.create_task(self._keepalive_loop())
+        if self.options.on_snapshot is not None:
+            self._snapshot_task = self._loop.create_task(self._snapshot_loop())
+
+    def snapshot(self) -> ConnectionSnapshot:
+        return self.conn.snapshot()
+
+    async def close(self) -> None:
+        if not self.closed.done():
+            self.conn.disconnect("closed by user", self._loop.time())
+            self._flush()
+            self._finish(None)
+        for task in (self._keepalive_task, self._snapshot_task, self._host_key_task):
+            if task is not None and not task.done():
+                task.cancel()
+
+    async def __aenter__(self) -> SSHClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- channels
+
+    async def open_channel(self, opener: Callable[[], int]) -> Channel:
+        if self.closed.done():
+            raise ConnectionClosedError(f"connection is closed: {self.error}")
+        local_id = opener()
+        channel = Channel(self.conn.require_channels(), local_id, self._flush)
+        self._channels[local_id] = channel
+        self._flush()
+        await channel.opened
+        return channel
+
+    async def open_session(self) -> Channel:
+        layer = self.conn.require_channels()
+        return await self.open_channel(lambda: layer.open_session(self._loop.time()))
+
+    async def open_direct_tcpip(self, host: str, port: int, orig_host: str = "127.0.0.1", orig_port: int = 0) -> Channel:
+        layer = self.conn.require_channels()
+        return await self.open_channel(lambda: layer.open_direct_tcpip(host, port, orig_host, orig_port, self._loop.time()))
+
+    async def exec(
+        self,
+        command: str | bytes,
+        *,
+        pty: bool = False,
+        term: str = "xterm-256color",
+        size: tuple[int, int] = (80, 24),
+        env: dict[str, str] | None = None,
+        modes: bytes = b"\x00",
+    ) -> Channel:
+        channel = await self.open_session()
+        for name, value in (env or {}).items():
+            await channel.request(m.Env(variable=name, value=value), want_reply=False)
+        if pty:
+            cols, rows = size
+            if not await channel.request(m.PtyReq(term=term, cols=cols, rows=rows, modes=modes)):
+                channel.close()
+                raise ChannelOpenError(0, "the server refused a pseudo-terminal")
+        cmd = command.encode() if isinstance(command, str) else command
+        if not await channel.request(m.Exec(command=cmd)):
+            channel.close()
+            raise ChannelOpenError(0, "the server refused to run the command")
+        return channel
+
+    async def shell(self, *, term: str = "xterm-256color", size: tuple[int, int] = (80, 24)) -> Channel:
+        channel = await self.open_session()
+        cols, rows = size
+        await channel.request(m.PtyReq(term=term, cols=cols, rows=rows))
+        if not await channel.request(m.Shell()):
+            channel.close()
+            raise ChannelOpenError(0, "the server refused a shell")
+        return channel
+
+    async def run(self, command: str | bytes, *, stdin: bytes = b"") -> RunResult:
+        """Run a command to completion, collecting its output in memory."""
+        channel = await self.exec(command)
+        if stdin:
+            await channel.write(stdin)
+        await channel.write_eof()
+
+        async def drain(read: Callable[[], Awaitable[bytes]]) -> bytes:
+            parts = []
+            while chunk := await read():
+                parts.append(chunk)
+            return b"".join(parts)
+
+        stdout, stderr = await asyncio.gather(drain(channel.read), drain(channel.read_stderr))
+        info = await _exit_info(channel)
+        channel.close()
+        return RunResult(info.status, info.signal, stdout, stderr)
+
+    async def global_request(self, name: str, data: bytes = b"") -> tuple[bool, bytes]:
+        future: asyncio.Future[tuple[bool, bytes]] = self._loop.create_future()
+        self._global_waiters.append(future)
+        self.conn.require_channels().global_request(name, data, True)
+        self._flush()
+        return await future
+
+    def request_rekey(self) -> bool:
+        started = self.conn.transport.request_rekey(self._loop.time())
+        self._flush()
+        return started
+
+
+async def _exit_info(channel: Channel) -> ExitInfo:
+    try:
+        return await asyncio.wait_for(asyncio.shield(channel.exit), timeout=5.0)
+    except (TimeoutError, SSHError):
+        return ExitInfo(None, None)
+
+
+def _local_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "user"
+
+
+async def connect(options: ClientOptions) -> SSHClient:
+    """Connect, verify the host key, authenticate; raise ``ConnectError`` (or a subclass of
+    ``SSHError``) with one clear message on any failure."""
+    loop = asyncio.get_running_loop()
+    client = SSHClient(options)
+    try:
+        async with asyncio.timeout(options.connect_timeout):
+            if options.sock is not None:
+                await loop.connect_accepted_socket(lambda: _Protocol(client), options.sock)
+            else:
+                await loop.create_connection(lambda: _Protocol(client), options.host, options.port)
+    except TimeoutError:
+        raise ConnectTimeout(f"connect to host {options.host} port {options.port}: Connection timed out") from None
+    except OSError as exc:
+        raise ConnectError(f"connect to host {options.host} port {options.port}: {exc.strerror or exc}") from None
+    try:
+        await client._handshake()
+    except BaseException:
+        await client.close()
+        raise
+    return client
