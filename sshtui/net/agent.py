@@ -110,8 +110,8 @@ class AgentClient:
                 for _ in range(count)
             ]
             reply.check_end()
-        except DecodeError as exc:
-            raise AgentError(f"malformed identities answer: {exc.message}") from None
+        except (DecodeError, AgentError) as exc:
+            raise self._broken(f"malformed identities answer: {exc}") from None
         return identities
 
     async def sign(self, blob: bytes, data: bytes, algorithm: str) -> bytes:
@@ -125,16 +125,21 @@ class AgentClient:
             reply.check_end()
             signed_with, _ = parse_signature_blob(signature)
         except DecodeError as exc:
-            raise AgentError(f"malformed sign response: {exc.message}") from None
+            raise self._broken(f"malformed sign response: {exc.message}") from None
         if signed_with != algorithm:
             # An agent that ignores the rsa-sha2 flags answers with SHA-1 ssh-rsa signatures.
-            raise AgentError(f"asked the agent for {algorithm} but it signed with {signed_with!r:.64}")
+            raise self._broken(f"asked the agent for {algorithm} but it signed with {signed_with!r:.64}")
         return signature
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
+
+    def _broken(self, message: str) -> AgentError:
+        """An agent that answers nonsense is not asked again on this connection."""
+        self.close()
+        return AgentError(message)
 
     async def __aenter__(self) -> AgentClient:
         await self.connect()
@@ -171,7 +176,7 @@ class AgentClient:
         if body[0] in _FAILURE_CODES:
             raise AgentRefused(f"the agent refused to {what}")
         if body[0] != expected:
-            raise AgentError(f"the agent answered message {body[0]} to a request to {what}")
+            raise self._broken(f"the agent answered message {body[0]} to a request to {what}")
         reader = WireReader(body, "agent reply")
         reader.byte("message number")
         return reader

@@ -149,6 +149,7 @@ class Transport:
         self._base_packets_out = self._base_packets_in = 0
         self._last_kex_time = 0.0
         self._rekey_bytes_limit = self.config.rekey_bytes
+        self._rekey_in_at = self.config.rekey_bytes  # received-bytes total that triggers a rekey
         self.kex_history: list[KexRecord] = []
         # Service layer.
         self._service: str | None = None
@@ -433,6 +434,8 @@ class Transport:
                         f"peer sent {message_name(msg_type)} before any service was started"
                     )
                 events.append(PayloadReceived(msg_type, payload, reader.last_sequence))
+                if reader.bytes >= self._rekey_in_at:
+                    self._check_rekey(events)
                 continue
             self._dispatch_transport(msg_type, payload, events)
 
@@ -583,6 +586,7 @@ class Transport:
         cipher_spec_limit = rekey_byte_limit(n.cipher_c2s, n.cipher_s2c)
         self._rekey_bytes_limit = min(self.config.rekey_bytes, cipher_spec_limit)
         self._base_bytes_out, self._base_bytes_in = self._writer.bytes, self._reader.bytes
+        self._rekey_in_at = self._base_bytes_in + self._rekey_bytes_limit
         self._base_packets_out, self._base_packets_in = self._writer.packets, self._reader.packets
         self._last_kex_time = self._now
         events.append(

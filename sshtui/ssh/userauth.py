@@ -226,7 +226,14 @@ _MSG_60_MEANING = {
 
 
 class ClientAuth:
-    """The client side of ssh-userauth. One request is in flight at a time."""
+    """The client side of ssh-userauth. One request is in flight at a time.
+
+    A driver usually starts with ``try_none()`` to learn the methods, then for each key calls
+    ``query_publickey`` and, on ``PublicKeyAccepted``, signs ``publickey_signed_data`` (locally or
+    through an agent) and calls ``send_publickey_signature``; then passwords or
+    keyboard-interactive, as ``AuthFailed.allowed`` permits. A new request may abandon an
+    unanswered PK_OK, password change or keyboard-interactive round (RFC 4252 §5).
+    """
 
     def __init__(
         self,

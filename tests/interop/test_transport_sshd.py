@@ -115,40 +115,6 @@ def test_every_mac(sshd_module, mac: str) -> None:  # type: ignore[no-untyped-de
         session.close()
 
 
-def test_rekeys_started_by_us(sshd_module) -> None:  # type: ignore[no-untyped-def]
-    server = sshd_module
-    session = connect(server.host, server.port)
-    t = session.transport
-    try:
-        _assert_service_accepted(session)
-        for round_ in range(2, 7):
-            assert t.request_rekey(time.monotonic())
-            session.pump_until(lambda r=round_: t.kex_count >= r or t.is_closed)
-            assert t.error is None
-        assert t.kex_count == 6
-        assert t.snapshot().rekeys == 5
-        assert [r.initiated_by for r in t.snapshot().kex_history] == ["local"] * 6
-    finally:
-        session.close()
-
-
-def test_rekey_by_our_byte_limit(sshd_module_factory) -> None:  # type: ignore[no-untyped-def]
-    """IGNORE traffic counts toward the limit, so rekeys happen before authentication too."""
-    server = _default_server(sshd_module_factory)
-    session = connect(server.host, server.port, TransportConfig(rekey_bytes=16 * 1024))
-    t = session.transport
-    try:
-        _assert_service_accepted(session)
-        for _ in range(64):
-            t.send_ignore(b"\0" * 2048, time.monotonic())
-            session.flush()
-            session.pump_until(lambda: t.phase is Phase.ESTABLISHED or t.is_closed)
-        assert t.error is None
-        assert t.kex_count >= 6
-    finally:
-        session.close()
-
-
 def test_strict_kex_is_negotiated_with_sshd(sshd_module) -> None:  # type: ignore[no-untyped-def]
     server = sshd_module
     session = connect(server.host, server.port)
