@@ -158,10 +158,11 @@ def _read_openssh(der: bytes, source: str) -> _OpenSSHEnvelope:
         r.fixed(_AEAD_TAG_LENGTHS.get(cipher, 0), "authentication tag")
         r.check_end()
         key_type = public_key_type(public_blob)
+        if key_type not in SUPPORTED_KEY_TYPES:
+            raise UnsupportedKeyType(source, key_type)
+        public_key_from_blob(public_blob)
     except DecodeError as exc:
         raise MalformedKey(source, exc.message) from None
-    if key_type not in SUPPORTED_KEY_TYPES:
-        raise UnsupportedKeyType(source, key_type)
     return _OpenSSHEnvelope(cipher, kdf, kdf_options, public_blob)
 
 
@@ -229,7 +230,8 @@ def _load(load: Callable[[], object], encrypted: bool, source: str) -> PrivateKe
         if encrypted:
             raise UnsupportedKeyEncryption(source, "this encryption scheme") from None
         raise UnsupportedKeyType(source, "unknown") from None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, NotImplementedError, OverflowError):
+        # NotImplementedError: cryptography's answer to a compressed or garbled EC point.
         # The envelope was sound, so with a passphrase in play the likeliest cause is a wrong
         # one; OpenSSH draws the same conclusion from a checkint mismatch.
         if encrypted:
