@@ -43,7 +43,57 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the built-in demonstration.",
     )
     demo.set_defaults(handler=_run_demo)
+    _add_exec_parser(commands)
     return parser
+
+
+EXEC_EPILOG = """\
+-o takes ssh_config(5) names, case-insensitively, as Option=Value or "Option Value": KexAlgorithms,
+Ciphers, MACs, HostKeyAlgorithms, PubkeyAcceptedAlgorithms (lists accept OpenSSH's +, - and ^
+forms), StrictHostKeyChecking, UserKnownHostsFile, RekeyLimit, ServerAliveInterval,
+ServerAliveCountMax, ConnectTimeout, IdentitiesOnly, IdentityFile, BatchMode, User, Port.
+
+Passwords, passphrases and host key questions are asked on the terminal (/dev/tty). Set
+SSHTUI_ASKPASS to a program to ask instead: it gets the prompt as its argument and prints the
+answer (like OpenSSH's SSH_ASKPASS with SSH_ASKPASS_REQUIRE=force). BatchMode=yes never asks.
+
+Exit status: the remote command's, or 255 when the connection or authentication fails or the
+command was killed by a signal.
+"""
+
+
+def _add_exec_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "exec",
+        help="run a command on a remote host, like 'ssh DEST COMMAND'",
+        description="Run COMMAND on DEST over SSH, streaming stdin, stdout and stderr like 'ssh DEST COMMAND'.",
+        epilog=EXEC_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("-p", dest="port", metavar="PORT", help="port to connect to (default 22)")
+    run.add_argument("-l", dest="login_name", metavar="USER", help="user to log in as")
+    run.add_argument(
+        "-i", dest="identity_file", metavar="IDENTITY", action="append",
+        help="private key file to authenticate with (repeatable)",
+    )
+    run.add_argument(
+        "-o", dest="option", metavar="OPTION=VALUE", action="append",
+        help="an ssh_config option, e.g. -o StrictHostKeyChecking=accept-new (repeatable)",
+    )
+    run.add_argument(
+        "-F", dest="config_file", metavar="CONFIG",
+        help="ssh_config file: it must be readable, but it is not parsed yet (ssh_config support comes later)",
+    )
+    tty = run.add_mutually_exclusive_group()
+    tty.add_argument("-t", dest="tty", action="store_const", const=True, help="request a pseudo-terminal")
+    tty.add_argument("-T", dest="tty", action="store_const", const=False, help="no pseudo-terminal (default)")
+    run.add_argument(
+        "--stats-json", metavar="FILE",
+        help="write the final connection statistics (algorithms, rekeys, bytes, windows, timeline) as JSON",
+    )
+    run.add_argument("destination", metavar="DEST", help="[user@]host[:port] or [user@][ipv6]:port")
+    run.add_argument("command", metavar="COMMAND", nargs=argparse.REMAINDER, help="the remote command")
+    run.set_defaults(handler=_run_exec)
 
 
 def _load_command_module(name: str) -> ModuleType | None:
@@ -65,6 +115,15 @@ def _run_demo(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     demo_main: Callable[[argparse.Namespace], int] = module.main
     return demo_main(args)
+
+
+def _run_exec(args: argparse.Namespace) -> int:
+    module = _load_command_module("exec_command")
+    if module is None:
+        _print_error("the exec command is not available in this build")
+        return EXIT_FAILURE
+    exec_main: Callable[[argparse.Namespace], int] = module.main
+    return exec_main(args)
 
 
 def _print_error(message: str) -> None:

@@ -125,8 +125,8 @@ class WireReader:
 
     def mpint(self, field: str = "mpint") -> int:
         raw = self.string_view(field)
-        if len(raw) > 1 and (
-            (raw[0] == 0x00 and raw[1] < 0x80) or (raw[0] == 0xFF and raw[1] >= 0x80)
+        if raw and raw[0] == 0x00 and (len(raw) == 1 or raw[1] < 0x80) or len(raw) > 1 and (
+            raw[0] == 0xFF and raw[1] >= 0x80
         ):
             raise DecodeError(f"{self.what}: {field} has an unnecessary leading byte")
         return int.from_bytes(raw, "big", signed=True)

@@ -1,0 +1,389 @@
+"""Connection options of ``sshtui exec``, with OpenSSH's names and value syntax (ssh(1), ssh_config(5)).
+
+Parses DEST (``[user@]host[:port]``, ``[user@][ipv6]:port``, ``ssh://`` URIs), ``-o Option=Value``
+(names case-insensitive, ``Option=Value`` or ``Option Value``), the RekeyLimit byte and time forms,
+and turns the result into the client's ``ClientOptions``. Precedence follows ssh(1): ``-p``/``-l``
+win over ``-o``, the first ``-o`` of an option wins over later ones, and both win over DEST.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sshtui.ssh.config import (
+    DEFAULT_CIPHERS,
+    DEFAULT_HOST_KEY_ALGORITHMS,
+    DEFAULT_KEX,
+    DEFAULT_MACS,
+    DEFAULT_REKEY_BYTES,
+    DEFAULT_REKEY_SECONDS,
+    ECDSA_HOST_KEY_ALGORITHMS,
+    TransportConfig,
+    apply_list_option,
+)
+from sshtui.ssh.crypto.ciphers import CIPHERS
+from sshtui.ssh.crypto.hostkeys import HOST_KEY_ALGORITHMS
+from sshtui.ssh.crypto.kex_registry import KEX_METHODS
+from sshtui.ssh.crypto.macs import MACS
+from sshtui.ssh.errors import SSHError
+from sshtui.store.keyfiles import default_identity_files
+
+if TYPE_CHECKING:
+    from sshtui.net.client import ClientOptions
+    from sshtui.prompts import Prompter
+
+STRICT_CHOICES = {
+    "yes": "yes", "true": "yes",
+    "no": "no", "false": "no", "off": "no",
+    "accept-new": "accept-new",
+    "ask": "ask",
+}
+_FLAGS = {"yes": True, "true": True, "no": False, "false": False}
+# Every algorithm a user key may sign with; ssh-rsa (SHA-1) only when asked for explicitly.
+DEFAULT_PUBKEY_ALGORITHMS: tuple[str, ...] = tuple(n for n, a in HOST_KEY_ALGORITHMS.items() if not a.opt_in)
+KNOWN_HOSTS_NAMES = ("known_hosts", "known_hosts2")
+
+# Canonical spelling of each option we understand, keyed by its lower-case name.
+OPTION_NAMES = {
+    name.lower(): name
+    for name in (
+        "BatchMode", "Ciphers", "ConnectTimeout", "HostKeyAlgorithms", "IdentitiesOnly", "IdentityFile",
+        "KexAlgorithms", "MACs", "Port", "PubkeyAcceptedAlgorithms", "RekeyLimit", "ServerAliveCountMax",
+        "ServerAliveInterval", "StrictHostKeyChecking", "User", "UserKnownHostsFile",
+    )
+}
+OPTION_NAMES["pubkeyacceptedkeytypes"] = "PubkeyAcceptedAlgorithms"  # the pre-8.5 name
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)([a-z]?)", re.IGNORECASE)
+_TIME_TERM = re.compile(r"(\d+)([a-z]?)", re.IGNORECASE)
+MIN_REKEY_BYTES = 16
+
+
+class OptionError(Exception):
+    """A bad command-line option: the message names the option and the offending value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+
+def parse_port(text: str, what: str = "port") -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise OptionError(f"bad {what} {text!r}: expected a number from 1 to 65535")
+    return int(text)
+
+
+def parse_destination(text: str) -> Destination:
+    """``[user@]host[:port]``, ``[user@][ipv6]:port``, a bare IPv6 address, or ``ssh://[user@]host[:port]``."""
+    rest = text
+    if rest.lower().startswith("ssh://"):
+        rest = rest[len("ssh://") :].removesuffix("/")
+    user: str | None = None
+    if "@" in rest:
+        # Only the last "@" separates: user names such as "me@example.org" contain one.
+        user, rest = rest.rsplit("@", 1)
+        if not user:
+            raise OptionError(f"bad destination {text!r}: empty user name before '@'")
+    port: int | None = None
+    if rest.startswith("["):
+        host, bracket, after = rest[1:].partition("]")
+        if not bracket or not host:
+            raise OptionError(f"bad destination {text!r}: unclosed or empty '[' around the host")
+        if after:
+            if not after.startswith(":"):
+                raise OptionError(f"bad destination {text!r}: unexpected {after!r} after ']'")
+            port = parse_port(after[1:], f"port in destination {text!r}:")
+    elif rest.count(":") == 1:
+        host, _, port_text = rest.partition(":")
+        port = parse_port(port_text, f"port in destination {text!r}:")
+    else:
+        host = rest  # a name, an IPv4 address, or an IPv6 address without a port
+    if not host or any(c.isspace() or c in "/\\'\"`" for c in host):
+        raise OptionError(f"bad destination {text!r}: no usable host name")
+    return Destination(host=host, user=user, port=port)
+
+
+def split_option(text: str) -> tuple[str, str]:
+    """``Option=Value`` or ``Option Value`` into the option's canonical name and its value."""
+    match = re.match(r"\s*([A-Za-z0-9]+)\s*(?:=\s*|\s+)(.*?)\s*$", text, re.DOTALL)
+    if match is None or not match.group(2):
+        raise OptionError(f"bad option {text!r}: expected Option=Value")
+    name = OPTION_NAMES.get(match.group(1).lower())
+    if name is None:
+        raise OptionError(f"unsupported option {match.group(1)!r} (in {text!r})")
+    return name, match.group(2)
+
+
+def parse_size(value: str, option: str = "RekeyLimit") -> int:
+    """A byte count with an optional K/M/G/T suffix (powers of 1024), fractions allowed: ``1.5M``."""
+    match = _SIZE.fullmatch(value.strip())
+    if match is None or match.group(2).lower() not in _SIZE_UNITS:
+        raise OptionError(f"{option}: bad size {value!r} (expected a number with an optional K, M, G suffix)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def parse_time(value: str, option: str) -> float:
+    """OpenSSH time format: seconds, or terms such as ``1h30m`` with units s, m, h, d, w."""
+    text = value.strip()
+    total = 0
+    position = 0
+    for match in _TIME_TERM.finditer(text):
+        unit = match.group(2).lower()
+        if match.start() != position or unit not in _TIME_UNITS:
+            break
+        total += int(match.group(1)) * _TIME_UNITS[unit]
+        position = match.end()
+    if not text or position != len(text):
+        raise OptionError(f"{option}: bad time {value!r} (expected e.g. 30, 10s, 5m, 1h30m)")
+    return float(total)
+
+
+def parse_rekey_limit(value: str) -> tuple[int, float | None]:
+    """``RekeyLimit BYTES [TIME]``: ``default`` or a size, then ``default``, ``none`` or a time.
+
+    A byte limit of ``default`` (or 0) leaves it to the cipher's safe limit; a time of ``none``
+    or 0 turns time-based rekeying off. Returns (bytes, seconds or None).
+    """
+    words = value.split()
+    if not 1 <= len(words) <= 2:
+        raise OptionError(f"RekeyLimit: bad value {value!r} (expected e.g. '1G 1h' or 'default none')")
+    size = DEFAULT_REKEY_BYTES if words[0].lower() == "default" else parse_size(words[0])
+    if size == 0:
+        size = DEFAULT_REKEY_BYTES
+    if size < MIN_REKEY_BYTES:
+        raise OptionError(f"RekeyLimit: {value!r} is too small (at least {MIN_REKEY_BYTES} bytes)")
+    seconds: float | None = DEFAULT_REKEY_SECONDS
+    if len(words) == 2:
+        word = words[1].lower()
+        if word == "none":
+            seconds = None
+        elif word != "default":
+            seconds = parse_time(words[1], "RekeyLimit") or None
+    return size, seconds
+
+
+def parse_flag(option: str, value: str) -> bool:
+    flag = _FLAGS.get(value.lower())
+    if flag is None:
+        raise OptionError(f"{option}: bad value {value!r} (expected yes or no)")
+    return flag
+
+
+def expand_path(text: str, home: Path) -> Path:
+    if text == "~" or text.startswith("~/"):
+        return home / text[2:]
+    return Path(os.path.expanduser(text))
+
+
+def _words(option: str, value: str) -> list[str]:
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise OptionError(f"{option}: bad value {value!r} ({exc})") from None
+
+
+@dataclass
+class ConnectionSettings:
+    """Everything ``sshtui exec`` knows about where and how to connect, before any I/O."""
+
+    host: str
+    port: int = 22
+    user: str | None = None
+    identity_files: tuple[Path, ...] = ()
+    identities_only: bool = False
+    batch_mode: bool = False
+    kex_algorithms: tuple[str, ...] = DEFAULT_KEX
+    ciphers: tuple[str, ...] = DEFAULT_CIPHERS
+    macs: tuple[str, ...] = DEFAULT_MACS
+    host_key_algorithms: tuple[str, ...] = DEFAULT_HOST_KEY_ALGORITHMS
+    # OpenSSH prefers the key types known_hosts holds for the host, but only for the default list.
+    host_key_algorithms_set: bool = False
+    pubkey_accepted_algorithms: tuple[str, ...] = DEFAULT_PUBKEY_ALGORITHMS
+    strict_host_key_checking: str = "ask"
+    user_known_hosts_files: tuple[Path, ...] = ()
+    rekey_bytes: int = DEFAULT_REKEY_BYTES
+    rekey_seconds: float | None = DEFAULT_REKEY_SECONDS
+    server_alive_interval: float = 0.0
+    server_alive_count_max: int = 3
+    connect_timeout: float | None = None
+    config_file: Path | None = None
+    given: dict[str, str] = field(default_factory=dict)  # the -o options as given, canonical names
+
+
+_LISTS = {
+    "KexAlgorithms": ("kex_algorithms", DEFAULT_KEX, tuple(KEX_METHODS)),
+    "Ciphers": ("ciphers", DEFAULT_CIPHERS, tuple(CIPHERS)),
+    "MACs": ("macs", DEFAULT_MACS, tuple(MACS)),
+    "HostKeyAlgorithms": ("host_key_algorithms", DEFAULT_HOST_KEY_ALGORITHMS, tuple(HOST_KEY_ALGORITHMS)),
+    "PubkeyAcceptedAlgorithms": (
+        "pubkey_accepted_algorithms", DEFAULT_PUBKEY_ALGORITHMS, tuple(HOST_KEY_ALGORITHMS),
+    ),
+}
+
+
+def _apply(settings: ConnectionSettings, name: str, value: str, home: Path) -> None:
+    """Set one option on ``settings``; raises ``OptionError`` naming the option and value."""
+    if name in _LISTS:
+        attribute, default, supported = _LISTS[name]
+        try:
+            setattr(settings, attribute, apply_list_option(default, value, supported, name))
+        except SSHError as exc:
+            raise OptionError(f"{exc.message} (in {name}={value})") from None
+        settings.host_key_algorithms_set |= name == "HostKeyAlgorithms"
+    elif name == "StrictHostKeyChecking":
+        choice = STRICT_CHOICES.get(value.lower())
+        if choice is None:
+            raise OptionError(f"StrictHostKeyChecking: bad value {value!r} (expected yes, accept-new, no or ask)")
+        settings.strict_host_key_checking = choice
+    elif name == "UserKnownHostsFile":
+        words = _words(name, value)
+        paths = [] if [w.lower() for w in words] == ["none"] else words
+        settings.user_known_hosts_files = tuple(expand_path(w, home) for w in paths)
+    elif name == "RekeyLimit":
+        settings.rekey_bytes, settings.rekey_seconds = parse_rekey_limit(value)
+    elif name == "ServerAliveInterval":
+        settings.server_alive_interval = parse_time(value, name)
+    elif name == "ServerAliveCountMax":
+        if not value.isdigit():
+            raise OptionError(f"ServerAliveCountMax: bad value {value!r} (expected a whole number)")
+        settings.server_alive_count_max = int(value)
+    elif name == "ConnectTimeout":
+        seconds = None if value.lower() == "none" else parse_time(value, name)
+        settings.connect_timeout = seconds or None
+    elif name == "IdentitiesOnly":
+        settings.identities_only = parse_flag(name, value)
+    elif name == "BatchMode":
+        settings.batch_mode = parse_flag(name, value)
+    elif name == "User":
+        settings.user = value
+    elif name == "Port":
+        settings.port = parse_port(value, "Port")
+    else:  # pragma: no cover - every name in OPTION_NAMES is handled above
+        raise OptionError(f"unsupported option {name}")
+
+
+def resolve_settings(
+    destination: str,
+    *,
+    port: str | None = None,
+    user: str | None = None,
+    identity_files: Sequence[str] = (),
+    options: Sequence[str] = (),
+    config_file: str | None = None,
+    home: Path | None = None,
+) -> ConnectionSettings:
+    """Combine DEST, the ``-p``/``-l``/``-i``/``-F`` flags and ``-o`` options as ssh(1) does."""
+    home = home if home is not None else Path(os.path.expanduser("~"))
+    dest = parse_destination(destination)
+    settings = ConnectionSettings(
+        host=dest.host,
+        user=dest.user,
+        port=dest.port or 22,
+        user_known_hosts_files=tuple(home / ".ssh" / name for name in KNOWN_HOSTS_NAMES),
+    )
+    identities = [expand_path(p, home) for p in identity_files]
+    for text in options:
+        name, value = split_option(text)
+        if name == "IdentityFile":  # accumulates, like -i
+            identities.append(expand_path(value, home))
+            continue
+        if name in settings.given:
+            continue  # the first value obtained wins (ssh_config(5))
+        _apply(settings, name, value, home)
+        settings.given[name] = value
+    if port is not None:
+        settings.port = parse_port(port, "port (-p)")
+    if user is not None:
+        settings.user = user
+    if config_file is not None:
+        settings.config_file = _check_config_file(config_file)
+    for path in identities:
+        if not path.is_file():
+            raise OptionError(f"identity file {path} not accessible: no such file")
+    # OpenSSH falls back to its default key files only when none was named.
+    settings.identity_files = tuple(identities) if identities else tuple(default_identity_files(home))
+    return settings
+
+
+def _check_config_file(text: str) -> Path:
+    path = Path(text)
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise OptionError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def host_key_offer(settings: ConnectionSettings, known_types: Collection[str]) -> tuple[str, ...]:
+    """The host key algorithms to offer: with the default list, those matching key types that
+    known_hosts already holds for this host go first (ECDSA ones are added for that), so a
+    known server is not met with a key type we would have to treat as new."""
+    configured = settings.host_key_algorithms
+    if settings.host_key_algorithms_set or not known_types:
+        return configured
+    candidates = (*configured, *(a for a in ECDSA_HOST_KEY_ALGORITHMS if a not in configured))
+    preferred = tuple(a for a in candidates if HOST_KEY_ALGORITHMS[a].key_type in known_types)
+    return preferred + tuple(a for a in configured if a not in preferred)
+
+
+def transport_config(settings: ConnectionSettings, host_key_algorithms: tuple[str, ...]) -> TransportConfig:
+    return TransportConfig(
+        kex_algorithms=settings.kex_algorithms,
+        host_key_algorithms=host_key_algorithms,
+        ciphers=settings.ciphers,
+        macs=settings.macs,
+        rekey_bytes=settings.rekey_bytes,
+        rekey_seconds=settings.rekey_seconds,
+    )
+
+
+def build_client_options(settings: ConnectionSettings, prompter: Prompter) -> ClientOptions:
+    """``ClientOptions`` for ``connect()``: trust policy from known_hosts, prompts, keys, timers."""
+    from sshtui.net.auth import AuthOptions
+    from sshtui.net.client import ClientOptions
+    from sshtui.net.trust import TrustPolicy
+    from sshtui.store.known_hosts import KnownHosts
+
+    known = KnownHosts.load(settings.user_known_hosts_files)
+    offer = host_key_offer(settings, known.known_key_types(settings.host, settings.port))
+    policy = TrustPolicy(
+        settings.user_known_hosts_files,
+        strict=settings.strict_host_key_checking,
+        ask=prompter.confirm_host_key,
+    )
+
+    async def verify(host: str, port: int, algorithm: str, key_blob: bytes) -> object:
+        return await policy.verify(host, port, algorithm, key_blob)
+
+    auth = AuthOptions(
+        identity_files=settings.identity_files,
+        identities_only=settings.identities_only,
+        password_prompt=prompter.password,
+        passphrase_prompt=prompter.passphrase,
+        kbdint_prompt=prompter.keyboard_interactive,
+        banner_callback=prompter.banner,
+        pubkey_algorithms=settings.pubkey_accepted_algorithms,
+    )
+    return ClientOptions(
+        host=settings.host,
+        port=settings.port,
+        username=settings.user or "",
+        transport=transport_config(settings, offer),
+        auth=auth,
+        verify_host_key=verify,
+        connect_timeout=settings.connect_timeout,
+        server_alive_interval=settings.server_alive_interval,
+        server_alive_count_max=settings.server_alive_count_max,
+    )
