@@ -66,7 +66,7 @@ def _add_exec_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     run = commands.add_parser(
         "exec",
         help="run a command on a remote host, like 'ssh DEST COMMAND'",
-        description="Run COMMAND on DEST over SSH, streaming stdin, stdout and stderr like 'ssh DEST COMMAND'.",
+        description="Run COMMAND on DEST, streaming stdin, stdout and stderr as 'ssh DEST COMMAND' does.",
         epilog=EXEC_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -82,7 +82,7 @@ def _add_exec_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     run.add_argument(
         "-F", dest="config_file", metavar="CONFIG",
-        help="ssh_config file: it must be readable, but it is not parsed yet (ssh_config support comes later)",
+        help="ssh_config file: it must be readable, but it is not parsed yet (ssh_config support is coming)",
     )
     tty = run.add_mutually_exclusive_group()
     tty.add_argument("-t", dest="tty", action="store_const", const=True, help="request a pseudo-terminal")

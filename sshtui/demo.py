@@ -64,7 +64,8 @@ def run_in_memory_demo() -> str:
     lines += ["", f"Key exchanges: {snap.kex_count} ({snap.rekeys} rekey)"]
     for record in snap.kex_history:
         lines.append(
-            f"  #{record.number} by {record.initiated_by:<5} {record.kex_algorithm} in {record.duration_ms:.1f} ms"
+            f"  #{record.number} by {record.initiated_by:<5} {record.kex_algorithm}"
+            f" in {record.duration_ms:.1f} ms"
         )
     return "\n".join(lines)
 

@@ -67,7 +67,8 @@ def request_from_args(args: argparse.Namespace) -> ExecRequest:
         config_file=args.config_file,
     )
     # Several words are joined with spaces and interpreted by the remote shell, as ssh does.
-    return ExecRequest(settings, " ".join(words), bool(args.tty), Path(args.stats_json) if args.stats_json else None)
+    stats = Path(args.stats_json) if args.stats_json else None
+    return ExecRequest(settings, " ".join(words), bool(args.tty), stats)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -121,7 +122,8 @@ class _Session:
         host = self.request.settings.host
         with _local_terminal(self.request.pty) as (term, size):
             try:
-                channel = await self.client.exec(self.request.command, pty=self.request.pty, term=term, size=size)
+                command, pty = self.request.command, self.request.pty
+                channel = await self.client.exec(command, pty=pty, term=term, size=size)
             except SSHError as exc:
                 error(f"{host}: {exc.message}")
                 return EXIT_CONNECTION
@@ -272,7 +274,10 @@ def stats_document(
 
 
 def write_stats(
-    path: Path, snapshot: ConnectionSnapshot, channels: tuple[ChannelSnapshot, ...], exit_info: ExitInfo | None
+    path: Path,
+    snapshot: ConnectionSnapshot,
+    channels: tuple[ChannelSnapshot, ...],
+    exit_info: ExitInfo | None,
 ) -> None:
     try:
         path.write_text(json.dumps(stats_document(snapshot, channels, exit_info), indent=1) + "\n")

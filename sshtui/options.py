@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from sshtui.ssh.config import (
     DEFAULT_CIPHERS,
@@ -244,7 +245,9 @@ def _apply(settings: ConnectionSettings, name: str, value: str, home: Path) -> N
     elif name == "StrictHostKeyChecking":
         choice = STRICT_CHOICES.get(value.lower())
         if choice is None:
-            raise OptionError(f"StrictHostKeyChecking: bad value {value!r} (expected yes, accept-new, no or ask)")
+            raise OptionError(
+                f"StrictHostKeyChecking: bad value {value!r} (expected yes, accept-new, no or ask)"
+            )
         settings.strict_host_key_checking = choice
     elif name == "UserKnownHostsFile":
         words = _words(name, value)
@@ -349,23 +352,31 @@ def transport_config(settings: ConnectionSettings, host_key_algorithms: tuple[st
     )
 
 
-def build_client_options(settings: ConnectionSettings, prompter: Prompter) -> ClientOptions:
-    """``ClientOptions`` for ``connect()``: trust policy from known_hosts, prompts, keys, timers."""
+def build_client_options(
+    settings: ConnectionSettings, prompter: Prompter, notices: TextIO | None = None
+) -> ClientOptions:
+    """``ClientOptions`` for ``connect()``: trust policy from known_hosts, prompts, keys, timers.
+
+    Notices such as "Permanently added ... to the list of known hosts" go to ``notices``
+    (stderr by default), as ssh(1) prints them."""
     from sshtui.net.auth import AuthOptions
     from sshtui.net.client import ClientOptions
     from sshtui.net.trust import TrustPolicy
     from sshtui.store.known_hosts import KnownHosts
 
-    known = KnownHosts.load(settings.user_known_hosts_files)
-    offer = host_key_offer(settings, known.known_key_types(settings.host, settings.port))
+    files = settings.user_known_hosts_files
+    offer = host_key_offer(settings, KnownHosts.load(files).known_key_types(settings.host, settings.port))
     policy = TrustPolicy(
-        settings.user_known_hosts_files,
+        files,
         strict=settings.strict_host_key_checking,
-        ask=prompter.confirm_host_key,
+        ask=None if settings.batch_mode else prompter.confirm_host_key,
     )
 
     async def verify(host: str, port: int, algorithm: str, key_blob: bytes) -> object:
-        return await policy.verify(host, port, algorithm, key_blob)
+        outcome = await policy.verify(host, port, algorithm, key_blob)
+        if outcome.notice:
+            print(f"sshtui: Warning: {outcome.notice}", file=notices or sys.stderr, flush=True)
+        return outcome
 
     auth = AuthOptions(
         identity_files=settings.identity_files,

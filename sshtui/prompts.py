@@ -19,7 +19,10 @@ import os
 import sys
 import termios
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from sshtui.net.trust import UnknownHostQuestion
 
 ASKPASS_ENV = "SSHTUI_ASKPASS"
 TTY_PATH = "/dev/tty"
@@ -135,11 +138,12 @@ class Prompter:
             answers.append(answer)
         return answers
 
-    async def confirm_host_key(self, question: str, fingerprint: str = "") -> bool:
+    async def confirm_host_key(self, question: UnknownHostQuestion) -> bool:
         """ssh(1)'s question about an unknown host key: yes, no, or the key's fingerprint."""
         if self.batch_mode:
             return False
-        prompt = question.rstrip() + " "
+        fingerprint = question.fingerprint
+        prompt = question.prompt.rstrip() + " "
         for _ in range(MAX_CONFIRM_TRIES):
             answer = await self.ask(prompt, echo=True)
             if answer is None:

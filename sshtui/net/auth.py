@@ -61,6 +61,8 @@ class AuthOptions:
     banner_callback: Callable[[str], None] | None = None
     preferred: Sequence[str] = ("publickey", "keyboard-interactive", "password")
     keys: Sequence[PrivateKey] = field(default_factory=tuple)  # in-memory keys, tried first
+    # PubkeyAcceptedAlgorithms: signature algorithms our keys may use; None allows every one.
+    pubkey_algorithms: Sequence[str] | None = None
 
 
 def _key_identity(key: PrivateKey, source: str) -> Identity:
@@ -211,7 +213,9 @@ class Authenticator:
         for identity in identities:
             if "publickey" not in self._allowed:
                 return None
-            algorithm = self._auth.signature_algorithm_for(identity.blob)
+            algorithm = self._accepted_algorithm(identity.blob)
+            if algorithm is None:
+                continue
             self._tried.append(f"publickey {identity.key_type} ({identity.source})")
             self._auth.query_publickey(algorithm, identity.blob)
             event = await self._answer()
@@ -228,6 +232,19 @@ class Authenticator:
                 return "success"
             if isinstance(event, AuthFailed) and event.partial_success:
                 return "partial"
+        return None
+
+    def _accepted_algorithm(self, blob: bytes) -> str | None:
+        algorithm = self._auth.signature_algorithm_for(blob)
+        accepted = self._options.pubkey_algorithms
+        if accepted is None or algorithm in accepted:
+            return algorithm
+        if public_key_type(blob) == "ssh-rsa":
+            # The server's favourite RSA hash is not allowed here: fall back to one that is.
+            server = self._auth.server_sig_algs
+            for name in ("rsa-sha2-512", "rsa-sha2-256"):
+                if name in accepted and (not server or name in server):
+                    return name
         return None
 
     async def _password(self) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sshtui.net.auth import AuthenticationFailed, AuthOptions, Authenticator
+from sshtui.net.auth import AuthenticationFailed, Authenticator, AuthOptions
 from sshtui.net.channel import Channel, ChannelOpenError, ExitInfo
 from sshtui.ssh.channels import events as ce
 from sshtui.ssh.config import TransportConfig
@@ -23,12 +23,25 @@ from sshtui.ssh.constants import DisconnectReason
 from sshtui.ssh.errors import ConnectionClosedError, HostKeyRejected, SSHError
 from sshtui.ssh.events import Disconnected, HostKeyReceived, KexCompleted
 from sshtui.ssh.messages import connection as m
-from sshtui.ssh.userauth import AuthBanner, AuthFailed, AuthSucceeded, InfoRequested, PasswordChangeRequested
-from sshtui.ssh.userauth import PublicKeyAccepted
+from sshtui.ssh.userauth import (
+    AuthBanner,
+    AuthFailed,
+    AuthSucceeded,
+    InfoRequested,
+    PasswordChangeRequested,
+    PublicKeyAccepted,
+)
 
 HostKeyVerifier = Callable[[str, int, str, bytes], Awaitable[object]]
 SnapshotCallback = Callable[[ConnectionSnapshot], None]
-_AUTH_EVENTS = (AuthBanner, AuthFailed, AuthSucceeded, PublicKeyAccepted, PasswordChangeRequested, InfoRequested)
+_AUTH_EVENTS = (
+    AuthBanner,
+    AuthFailed,
+    AuthSucceeded,
+    PublicKeyAccepted,
+    PasswordChangeRequested,
+    InfoRequested,
+)
 
 
 class ConnectError(SSHError):
@@ -229,7 +242,7 @@ class SSHClient:
             self._flush()
             self._finish(exc)
             return
-        except Exception as exc:  # noqa: BLE001 - a failing verifier must refuse, never hang
+        except Exception as exc:
             rejected = HostKeyRejected(f"host key check failed: {exc}")
             self._dispatch(self.conn.reject_host_key(rejected.message, self._loop.time()))
             self._flush()
@@ -329,7 +342,9 @@ class SSHClient:
                 raise self.error from None
             raise
         except TimeoutError:
-            raise ConnectTimeout(f"{self.options.host}: the server stopped answering during authentication") from None
+            raise ConnectTimeout(
+                f"{self.options.host}: the server stopped answering during authentication"
+            ) from None
         if self.error is not None:
             raise self.error
         if self.options.server_alive_interval > 0:
@@ -371,9 +386,13 @@ class SSHClient:
         layer = self.conn.require_channels()
         return await self.open_channel(lambda: layer.open_session(self._loop.time()))
 
-    async def open_direct_tcpip(self, host: str, port: int, orig_host: str = "127.0.0.1", orig_port: int = 0) -> Channel:
+    async def open_direct_tcpip(
+        self, host: str, port: int, orig_host: str = "127.0.0.1", orig_port: int = 0
+    ) -> Channel:
         layer = self.conn.require_channels()
-        return await self.open_channel(lambda: layer.open_direct_tcpip(host, port, orig_host, orig_port, self._loop.time()))
+        return await self.open_channel(
+            lambda: layer.open_direct_tcpip(host, port, orig_host, orig_port, self._loop.time())
+        )
 
     async def exec(
         self,
@@ -451,7 +470,7 @@ def _local_user() -> str:
 
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+    except Exception:
         return "user"
 
 
@@ -467,9 +486,13 @@ async def connect(options: ClientOptions) -> SSHClient:
             else:
                 await loop.create_connection(lambda: _Protocol(client), options.host, options.port)
     except TimeoutError:
-        raise ConnectTimeout(f"connect to host {options.host} port {options.port}: Connection timed out") from None
+        raise ConnectTimeout(
+            f"connect to host {options.host} port {options.port}: Connection timed out"
+        ) from None
     except OSError as exc:
-        raise ConnectError(f"connect to host {options.host} port {options.port}: {exc.strerror or exc}") from None
+        # asyncio puts "Connect call failed (addr)" in strerror; the errno's own text is what ssh shows.
+        reason = os.strerror(exc.errno) if (exc.errno or 0) > 0 else (exc.strerror or str(exc))
+        raise ConnectError(f"connect to host {options.host} port {options.port}: {reason}") from None
     try:
         await client._handshake()
     except BaseException:

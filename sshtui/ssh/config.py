@@ -112,7 +112,9 @@ class TransportConfig:
             raise LocalProtocolError("RekeyLimit time must be positive")
 
 
-def apply_list_option(current: tuple[str, ...], spec: str, supported: tuple[str, ...], option: str) -> tuple[str, ...]:
+def apply_list_option(
+    current: tuple[str, ...], spec: str, supported: tuple[str, ...], option: str
+) -> tuple[str, ...]:
     """OpenSSH list syntax: ``a,b`` replaces, ``+a`` appends, ``-a`` removes, ``^a`` prepends.
 
     Wildcards (``*``, ``?``) are accepted in ``-`` lists, as OpenSSH does.

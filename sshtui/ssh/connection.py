@@ -40,14 +40,15 @@ USERAUTH_SERVICE = "ssh-userauth"
 DEFAULT_WINDOW = 2 * 1024 * 1024
 DEFAULT_MAX_PACKET = 256 * 1024 - 1024
 
-Event = TransportEvent | AuthEvent | ServerAuthEvent | ChannelEvent
-
 
 @dataclass(frozen=True, slots=True)
 class AuthReady:
     """The ssh-userauth service is running: the driver may start authenticating."""
 
     username: str
+
+
+Event = TransportEvent | AuthEvent | ServerAuthEvent | ChannelEvent | AuthReady
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,9 @@ class _Connection:
         if msg_type < 80:
             out.extend(self._handle_auth(event.payload))
         elif self.channels is None:
-            raise RemoteProtocolError(f"peer sent message {msg_type} (connection layer) before authentication")
+            raise RemoteProtocolError(
+                f"peer sent message {msg_type} (connection layer) before authentication"
+            )
         elif msg_type <= 100:
             out.extend(self.channels.handle(event.payload, now))
         else:
@@ -206,7 +209,9 @@ class ClientConnection(_Connection):
         if self.auth is None:
             raise RemoteProtocolError(f"peer sent userauth message {payload[0]} before the service started")
         if self.auth.authenticated:
-            raise RemoteProtocolError(f"peer sent userauth message {payload[0]} after authentication succeeded")
+            raise RemoteProtocolError(
+                f"peer sent userauth message {payload[0]} after authentication succeeded"
+            )
         events: list[Event] = list(self.auth.handle(payload))
         if any(isinstance(e, AuthSucceeded) for e in events):
             self._start_channels()

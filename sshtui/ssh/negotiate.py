@@ -84,7 +84,8 @@ def _pick(category: str, client: tuple[str, ...], server: tuple[str, ...]) -> Ca
     option = OPTION_FOR_CATEGORY[category]
     raise NegotiationError(
         f"no matching {category.replace('_', ' ')} algorithm: "
-        f"the client offers [{', '.join(client) or 'nothing'}], the server offers [{', '.join(server) or 'nothing'}]; "
+        f"the client offers [{', '.join(client) or 'nothing'}], "
+        f"the server offers [{', '.join(server) or 'nothing'}]; "
         f"enable one both support with -o {option}=+NAME"
     )
 

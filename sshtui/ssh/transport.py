@@ -11,6 +11,7 @@ reported as a ``Disconnected`` event carrying the typed error.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Callable, Sequence
 
@@ -266,7 +267,10 @@ class Transport:
         return self._last_kex_time + self.config.rekey_seconds
 
     def disconnect(
-        self, reason: DisconnectReason = DisconnectReason.BY_APPLICATION, description: str = "", now: float | None = None
+        self,
+        reason: DisconnectReason = DisconnectReason.BY_APPLICATION,
+        description: str = "",
+        now: float | None = None,
     ) -> None:
         if now is not None:
             self._now = now
@@ -328,10 +332,9 @@ class Transport:
         if self.phase is not Phase.CLOSED:
             by_peer = False
             if self.phase is not Phase.VERSION and exc.reason is not DisconnectReason.CONNECTION_LOST:
-                try:
+                # Best effort: the connection is failing anyway.
+                with contextlib.suppress(Exception):
                     self._out.append(self._writer.encode(Disconnect(exc.reason, exc.message[:256]).encode()))
-                except Exception:  # noqa: BLE001 - best effort: the connection is failing anyway
-                    pass
             self.phase = Phase.CLOSED
             self._disconnect_reason = f"{exc.reason.name}: {exc.message}"
             return Disconnected(exc.reason, exc.message, by_peer=by_peer, error=exc)
@@ -376,7 +379,9 @@ class Transport:
             available = {alg for key in self._host_keys for alg in key.algorithms}
             host_key_algs = tuple(a for a in cfg.host_key_algorithms if a in available)
             if not host_key_algs:
-                raise LocalProtocolError("none of our host keys can sign with the configured HostKeyAlgorithms")
+                raise LocalProtocolError(
+                    "none of our host keys can sign with the configured HostKeyAlgorithms"
+                )
             if first:
                 kex += [EXT_INFO_SERVER] if cfg.ext_info else []
                 kex += [STRICT_KEX_SERVER] if cfg.strict_kex else []
@@ -542,7 +547,9 @@ class Transport:
         kex = self._kex
         assert kex is not None and self._negotiated is not None
         if msg_type not in kex.expected:
-            raise RemoteProtocolError(f"peer sent {message_name(msg_type)} out of order in {self._negotiated.kex}")
+            raise RemoteProtocolError(
+                f"peer sent {message_name(msg_type)} out of order in {self._negotiated.kex}"
+            )
         replies, outcome = kex.receive(payload)
         for out in replies:
             self._send(out)
@@ -561,7 +568,9 @@ class Transport:
             self._host_key_blob = outcome.host_key_blob
             self._awaiting_host_key = outcome
             events.append(
-                HostKeyReceived(negotiated.host_key, outcome.host_key_blob, fingerprint_sha256(outcome.host_key_blob))
+                HostKeyReceived(
+                    negotiated.host_key, outcome.host_key_blob, fingerprint_sha256(outcome.host_key_blob)
+                )
             )
             return
         if outcome.host_key_blob != self._host_key_blob:
@@ -601,6 +610,10 @@ class Transport:
         )
 
     def _on_service_request(self, msg: ServiceRequest, events: list[TransportEvent]) -> None:
+        if self._service == msg.service:
+            # Some clients (paramiko) repeat the request before each auth method; OpenSSH allows it.
+            self._send(ServiceAccept(msg.service).encode())
+            return
         if self._service is not None or msg.service not in self.config.services:
             raise LocalProtocolError(
                 f"service {escape_line(msg.service.encode())!r} is not available",
@@ -615,7 +628,8 @@ class Transport:
             raise RemoteProtocolError("peer sent SERVICE_ACCEPT without a pending request")
         if msg.service != self._service_requested:
             raise RemoteProtocolError(
-                f"peer accepted service {escape_line(msg.service.encode())!r}, we asked for {self._service_requested!r}"
+                f"peer accepted service {escape_line(msg.service.encode())!r},"
+                f" we asked for {self._service_requested!r}"
             )
         self._service = msg.service
         events.append(ServiceAccepted(msg.service))

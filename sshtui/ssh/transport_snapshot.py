@@ -43,7 +43,8 @@ def record_kex(t: Transport) -> None:
             mac_c2s=n.mac_c2s,
             mac_s2c=n.mac_s2c,
             bytes_before=(t._writer.bytes - t._base_bytes_out) + (t._reader.bytes - t._base_bytes_in),
-            packets_before=(t._writer.packets - t._base_packets_out) + (t._reader.packets - t._base_packets_in),
+            packets_before=(t._writer.packets - t._base_packets_out)
+            + (t._reader.packets - t._base_packets_in),
         )
     )
 
@@ -52,7 +53,8 @@ def build_snapshot(t: Transport) -> TransportSnapshot:
     n = t.negotiated
     since = RekeyCounters(
         bytes_since_kex=(t._writer.bytes - t._base_bytes_out) + (t._reader.bytes - t._base_bytes_in),
-        packets_since_kex=(t._writer.packets - t._base_packets_out) + (t._reader.packets - t._base_packets_in),
+        packets_since_kex=(t._writer.packets - t._base_packets_out)
+        + (t._reader.packets - t._base_packets_in),
         seconds_since_kex=max(0.0, t._now - t._last_kex_time),
         bytes_limit=t._rekey_bytes_limit,
         packets_limit=t.config.rekey_packets,

@@ -40,7 +40,7 @@ class VersionParser:
         self.preamble: list[str] = []
         self.version: bytes | None = None
 
-    def feed(self, data: bytes | memoryview) -> bytes | None:
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes | None:
         """Returns the version line (without CR LF) once complete, else None."""
         self.buffer += data
         while True:
@@ -82,5 +82,6 @@ class VersionParser:
         proto = parts[1]
         if proto not in (b"2.0", b"1.99"):
             raise VersionError(
-                f"peer speaks SSH protocol {escape_line(proto)!r}; only 2.0 is supported ({escape_line(line)!r})"
+                f"peer speaks SSH protocol {escape_line(proto)!r}; only 2.0 is supported"
+                f" ({escape_line(line)!r})"
             )

@@ -45,9 +45,7 @@ def mpint(value: int) -> bytes:
     length = (value.bit_length() + 8) // 8  # one spare bit keeps the sign right
     raw = value.to_bytes(length, "big", signed=True)
     # to_bytes with the +8 rounding can leave a redundant leading byte; strip it.
-    while len(raw) > 1 and (
-        (raw[0] == 0x00 and raw[1] < 0x80) or (raw[0] == 0xFF and raw[1] >= 0x80)
-    ):
+    while len(raw) > 1 and ((raw[0] == 0x00 and raw[1] < 0x80) or (raw[0] == 0xFF and raw[1] >= 0x80)):
         raw = raw[1:]
     return _U32.pack(len(raw)) + raw
 
@@ -76,9 +74,7 @@ class WireReader:
     def _take(self, count: int, field: str) -> memoryview:
         end = self._pos + count
         if end > len(self._data):
-            raise DecodeError(
-                f"{self.what}: truncated {field} (needs {count} bytes, {self.remaining} left)"
-            )
+            raise DecodeError(f"{self.what}: truncated {field} (needs {count} bytes, {self.remaining} left)")
         chunk = self._data[self._pos : end]
         self._pos = end
         return chunk
@@ -125,8 +121,8 @@ class WireReader:
 
     def mpint(self, field: str = "mpint") -> int:
         raw = self.string_view(field)
-        if raw and raw[0] == 0x00 and (len(raw) == 1 or raw[1] < 0x80) or len(raw) > 1 and (
-            raw[0] == 0xFF and raw[1] >= 0x80
+        if (raw and raw[0] == 0x00 and (len(raw) == 1 or raw[1] < 0x80)) or (
+            len(raw) > 1 and (raw[0] == 0xFF and raw[1] >= 0x80)
         ):
             raise DecodeError(f"{self.what}: {field} has an unnecessary leading byte")
         return int.from_bytes(raw, "big", signed=True)

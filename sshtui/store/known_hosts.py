@@ -66,7 +66,7 @@ class KnownHostsWarning:
 
 def host_lookup_name(host: str, port: int) -> str:
     """The name OpenSSH looks up and stores: ``host`` for port 22, ``[host]:port`` otherwise."""
-    name = host.lower()
+    name = host
     return name if port == DEFAULT_PORT else f"[{name}]:{port}"
 
 

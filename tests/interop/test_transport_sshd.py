@@ -29,7 +29,9 @@ def openssh_supports(category: str) -> frozenset[str]:
 
 def _require(category: str, name: str) -> None:
     if name not in openssh_supports(category):
-        pytest.skip(f"this OpenSSH does not support {name} (tested against our own server and asyncssh instead)")
+        pytest.skip(
+            f"this OpenSSH does not support {name} (tested against our own server and asyncssh instead)"
+        )
 
 
 def _assert_service_accepted(session) -> None:  # type: ignore[no-untyped-def]
@@ -67,7 +69,9 @@ def test_every_host_key_algorithm(sshd_module, algorithm: str) -> None:  # type:
         key_type = {"ssh-ed25519": "ed25519", "ecdsa-sha2-nistp256": "ecdsa"}.get(algorithm, "rsa")
         expected = subprocess.run(
             ["ssh-keygen", "-lf", str(server.host_key_paths[key_type]) + ".pub"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()[1]
         assert snap.host_key_fingerprint == expected
     finally:
@@ -102,7 +106,13 @@ def test_every_cipher(sshd_module, cipher: str) -> None:  # type: ignore[no-unty
 
 @pytest.mark.parametrize(
     "mac",
-    ["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512", *OPTIONAL_MACS],
+    [
+        "hmac-sha2-256-etm@openssh.com",
+        "hmac-sha2-512-etm@openssh.com",
+        "hmac-sha2-256",
+        "hmac-sha2-512",
+        *OPTIONAL_MACS,
+    ],
 )
 def test_every_mac(sshd_module, mac: str) -> None:  # type: ignore[no-untyped-def]
     server = sshd_module

@@ -588,6 +588,30 @@ def test_data_for_a_channel_we_have_not_accepted_is_for_an_unknown_channel() -> 
         link.server.handle(_data(requested.local_id, b"early"), link.now)
 
 
+def test_local_misuse_is_a_local_protocol_error_and_sends_nothing() -> None:
+    link = Link()
+    opening = link.client.open_session(link.now)
+    link.pump()
+    [requested] = link.take("server")
+    assert isinstance(requested, ChannelOpenRequested)
+    link.to_client.clear()
+    misuse: list[tuple[Callable[[], object], str]] = [
+        (lambda: link.client.send_data(opening, b"x"), "cannot send data on channel 0: it is OPENING"),
+        (lambda: link.client.send_eof(opening), "cannot send EOF on channel 0 in state OPENING"),
+        (lambda: link.client.accept_open(opening), "channel 0 is OPENING, not awaiting an accept"),
+        (lambda: link.server.close(requested.local_id), "refuse it with reject_open"),
+        (lambda: link.server.send_request(requested.local_id, Shell(), True), "in state OPEN_REQUESTED"),
+        (lambda: link.server.reply_request(requested.local_id, True), "no request on channel 0"),
+        (lambda: link.client.consumed(opening, 1), "consumed 1 bytes but only 0"),
+        (lambda: link.client.writable(9), "no such channel"),
+        (lambda: link.client.reply_global(False, b"data"), "carries no data"),
+    ]
+    for action, message in misuse:
+        with pytest.raises(LocalProtocolError, match=message):
+            action()
+    assert not link.to_server and not link.to_client
+
+
 # --- global requests and keepalive ---------------------------------------------------------
 
 

@@ -26,7 +26,9 @@ def _client() -> Transport:
 
 
 def _server() -> Transport:
-    server = Transport(Role.SERVER, server_config(), rng=lambda n: b"\x02" * n, host_keys=[host_key("ed25519")])
+    server = Transport(
+        Role.SERVER, server_config(), rng=lambda n: b"\x02" * n, host_keys=[host_key("ed25519")]
+    )
     server.start(0.0)
     server.data_to_send()
     return server

@@ -186,7 +186,7 @@ class Channel:
         """Decided replies that may go out now: those not queued behind an undecided one."""
         owed = self._replies_owed
         ready: list[bool] = []
-        while owed:
+        while owed and owed[0] is not None:
             ready.append(bool(owed.popleft()))
         return ready
 

@@ -41,7 +41,7 @@ from sshtui.ssh.errors import DecodeError, LocalProtocolError, RemoteProtocolErr
 from sshtui.ssh.messages import connection as m
 from sshtui.ssh.messages.userauth import escape_untrusted_text
 
-_U32 = struct.Struct(">I")
+_pack_u32 = struct.Struct(">I").pack
 _RECIPIENT_ONLY = struct.Struct(">BI")  # CHANNEL_EOF, CLOSE, SUCCESS, FAILURE
 _WINDOW_ADJUST = struct.Struct(">BII")
 _EXTENDED_PREFIX = struct.Struct(">BII")
@@ -337,21 +337,24 @@ class ConnectionLayer:
 
     def _write(self, ch: Channel, data: _Buffer, prefix: bytes) -> int:
         window = ch._send
-        total = min(len(data), window.available)
+        size = len(data)
+        total = size if size <= window.available else window.available
         if total <= 0:
             return 0
         window.available -= total
         step = window.max_packet
+        ch._bytes_sent += total
+        if total <= step:  # the common case: one message, no view needed
+            body = data if total == size else memoryview(data)[:total]
+            self._send(b"".join((prefix, _pack_u32(total), body)))
+            ch._packets_sent += 1
+            return total
         view = memoryview(data)
         send = self._send
-        pack = _U32.pack
-        packets = 0
         for start in range(0, total, step):
-            chunk = view[start : min(start + step, total)]
-            send(b"".join((prefix, pack(len(chunk)), chunk)))
-            packets += 1
-        ch._bytes_sent += total
-        ch._packets_sent += packets
+            chunk = view[start : start + step if start + step < total else total]
+            send(b"".join((prefix, _pack_u32(len(chunk)), chunk)))
+        ch._packets_sent += -(-total // step)
         return total
 
     def consumed(self, local_id: int, size: int) -> None:

@@ -140,7 +140,10 @@ class ExtInfo:
             name = r.ascii("extension name")
             value = r.string("extension value")
             if len(value) > MAX_EXTENSION_VALUE:
-                raise DecodeError(f"EXT_INFO: extension {name!r:.64} value is {len(value)} bytes (limit {MAX_EXTENSION_VALUE})")
+                raise DecodeError(
+                    f"EXT_INFO: extension {name!r:.64} value is {len(value)} bytes"
+                    f" (limit {MAX_EXTENSION_VALUE})"
+                )
             items.append((name, value))
         r.check_end()
         return cls(tuple(items))
