@@ -19,7 +19,7 @@ from sshtui.net.channel import Channel, ChannelOpenError, ExitInfo
 from sshtui.ssh.channels import events as ce
 from sshtui.ssh.config import TransportConfig
 from sshtui.ssh.connection import AuthReady, ClientConnection, ConnectionSnapshot, Event
-from sshtui.ssh.constants import DisconnectReason
+from sshtui.ssh.constants import DisconnectReason, OpenFailureReason
 from sshtui.ssh.errors import ConnectionClosedError, HostKeyRejected, SSHError
 from sshtui.ssh.events import Disconnected, HostKeyReceived, KexCompleted
 from sshtui.ssh.messages import connection as m
@@ -219,7 +219,9 @@ class SSHClient:
             if self.on_channel_open_request is not None:
                 self.on_channel_open_request(event)
             else:
-                self.conn.require_channels().reject_open(event.local_id, 1, "not expected by this client")
+                self.conn.require_channels().reject_open(
+                    event.local_id, OpenFailureReason.ADMINISTRATIVELY_PROHIBITED, "not expected by this client"
+                )
 
     def _on_channel_request(self, event: ce.ChannelRequestReceived) -> None:
         channel = self._channels.get(event.local_id)
