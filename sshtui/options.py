@@ -364,12 +364,13 @@ def build_client_options(
     from sshtui.net.trust import TrustPolicy
     from sshtui.store.known_hosts import KnownHosts
 
+    interactive = not settings.batch_mode  # BatchMode: methods that need an answer are not even tried
     files = settings.user_known_hosts_files
     offer = host_key_offer(settings, KnownHosts.load(files).known_key_types(settings.host, settings.port))
     policy = TrustPolicy(
         files,
         strict=settings.strict_host_key_checking,
-        ask=None if settings.batch_mode else prompter.confirm_host_key,
+        ask=prompter.confirm_host_key if interactive else None,
     )
 
     async def verify(host: str, port: int, algorithm: str, key_blob: bytes) -> object:
@@ -381,9 +382,9 @@ def build_client_options(
     auth = AuthOptions(
         identity_files=settings.identity_files,
         identities_only=settings.identities_only,
-        password_prompt=prompter.password,
-        passphrase_prompt=prompter.passphrase,
-        kbdint_prompt=prompter.keyboard_interactive,
+        password_prompt=prompter.password if interactive else None,
+        passphrase_prompt=prompter.passphrase if interactive else None,
+        kbdint_prompt=prompter.keyboard_interactive if interactive else None,
         banner_callback=prompter.banner,
         pubkey_algorithms=settings.pubkey_accepted_algorithms,
     )

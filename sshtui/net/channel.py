@@ -139,24 +139,23 @@ class Channel:
         self.error = self.error or error
         self.on_eof()
         self.on_window()
-        for future in (self.opened, self.exit, self.closed):
-            if not future.done():
-                if future is self.closed:
-                    future.set_result(None)
-                elif error is not None:
-                    future.set_exception(error)
-                elif future is self.exit:
-                    future.set_result(ExitInfo(None, None))
-                else:
-                    future.set_exception(ConnectionClosedError("channel closed before it opened"))
+        if not self.opened.done():
+            self.opened.set_exception(error or ConnectionClosedError("channel closed before it opened"))
+        if not self.exit.done():
+            if error is not None:
+                self.exit.set_exception(error)
+            else:
+                self.exit.set_result(ExitInfo(None, None))
+        if not self.closed.done():
+            self.closed.set_result(None)
         while self._request_results:
-            future = self._request_results.popleft()
-            if not future.done():
-                future.set_result(False)
+            result = self._request_results.popleft()
+            if not result.done():
+                result.set_result(False)
         # Nobody may be waiting on these; do not let asyncio warn about unretrieved errors.
-        for future in (self.opened, self.exit):
-            if future.done() and not future.cancelled():
-                future.exception()
+        for done in (self.opened, self.exit):
+            if done.done() and not done.cancelled():
+                done.exception()
 
     # -- application API
 

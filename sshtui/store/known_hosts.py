@@ -401,7 +401,7 @@ def _removable(raw: bytes, name: str) -> bool:
         fields = _split_fields(raw.decode("utf-8", "surrogateescape"))
     except _BadLine:
         return False
-    return fields is not None and fields.hosts.matches(name)
+    return fields is not None and fields.marker is None and fields.hosts.matches(name)
 
 
 def _b64(data: bytes) -> str:
