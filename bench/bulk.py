@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -60,16 +61,17 @@ class Job:
     cipher: str
     size: int
     runs: int = LATENCY_RUNS
+    server_pid: int = 0  # sshd's listener: its process tree is the server side of every connection
 
 
 @dataclass
 class Sample:
-    """One transfer: wall seconds and CPU seconds of the client, and of the whole machine."""
+    """One transfer: wall seconds, CPU seconds of the client and of the server side."""
 
     received: int
     seconds: float
     cpu: float
-    machine_cpu: float | None  # all cores, from /proc/stat: client + sshd + everything else
+    server_cpu: float | None  # sshd's processes and the command they ran; None off Linux
 
 
 def parse_size(text: str) -> int:
@@ -101,26 +103,47 @@ def own_cpu(who: int = resource.RUSAGE_SELF) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def machine_cpu() -> float | None:
-    """Busy CPU seconds of all cores since boot, or None off Linux."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:]]
-    except OSError:
+def process_tree_cpu(root: int) -> float | None:
+    """CPU seconds used so far by ``root`` and all its descendants, living or reaped.
+
+    A process's own time plus its reaped children's (cutime, cstime) counts every tick once:
+    a finished child's time moves into its parent's children fields when it is waited for.
+    Counting the whole tree keeps the number independent of other load on the machine.
+    """
+    if not root:
         return None
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile, or not Linux
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    if root not in times:
+        return None
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(times[pid] for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
-def measured(result: dict[str, float], who: int = resource.RUSAGE_SELF) -> Iterator[None]:
-    cpu0, machine0, wall0 = own_cpu(who), machine_cpu(), time.perf_counter()
+def measured(result: dict[str, float], server_pid: int, who: int = resource.RUSAGE_SELF) -> Iterator[None]:
+    server0, cpu0, wall0 = process_tree_cpu(server_pid), own_cpu(who), time.perf_counter()
     yield
-    wall1, cpu1, machine1 = time.perf_counter(), own_cpu(who), machine_cpu()
+    wall1, cpu1, server1 = time.perf_counter(), own_cpu(who), process_tree_cpu(server_pid)
     result["seconds"] = wall1 - wall0
     result["cpu"] = cpu1 - cpu0
-    if machine0 is not None and machine1 is not None:
-        result["machine_cpu"] = machine1 - machine0
+    if server0 is not None and server1 is not None:
+        result["server_cpu"] = server1 - server0
 
 
 def command(size: int) -> str:
@@ -146,7 +169,7 @@ async def sshtui_connect(job: Job) -> Any:
 async def sshtui_run(job: Job, cmd: str, result: dict[str, float] | None) -> int:
     client = await sshtui_connect(job)
     received = 0
-    with measured(result) if result is not None else _nothing():
+    with measured(result, job.server_pid) if result is not None else _nothing():
         channel = await client.exec(cmd)
         while data := await channel.read():
             received += len(data)
@@ -170,7 +193,7 @@ async def asyncssh_connect(job: Job) -> Any:
 async def asyncssh_run(job: Job, cmd: str, result: dict[str, float] | None) -> int:
     conn = await asyncssh_connect(job)
     received = 0
-    with measured(result) if result is not None else _nothing():
+    with measured(result, job.server_pid) if result is not None else _nothing():
         process = await conn.create_process(cmd, encoding=None)
         while data := await process.stdout.read(READ_SIZE):
             received += len(data)
@@ -196,7 +219,7 @@ def paramiko_run(job: Job, cmd: str, result: dict[str, float] | None) -> int:
     client.connect(HOST, job.port, job.user, key_filename=job.key, look_for_keys=False, allow_agent=False,
                    disabled_algorithms=disabled, timeout=30)
     received = 0
-    with measured(result) if result is not None else _nothing():
+    with measured(result, job.server_pid) if result is not None else _nothing():
         _, stdout, _ = client.exec_command(cmd)
         channel = stdout.channel
         while data := channel.recv(READ_SIZE):
@@ -218,13 +241,18 @@ def openssh_argv(job: Job, cmd: str) -> list[str]:
 
 
 def openssh_run(job: Job, cmd: str, result: dict[str, float] | None) -> int:
-    with measured(result, resource.RUSAGE_CHILDREN) if result is not None else _nothing():
+    """Run ``ssh`` to completion; ``result`` gets its whole life (wall and CPU, handshake included)."""
+    with measured(result, 0, resource.RUSAGE_CHILDREN) if result is not None else _nothing():
         done = subprocess.run(openssh_argv(job, cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, timeout=3600, check=False)
-    if done.returncode != 0:
-        complaint = done.stderr.decode(errors="replace")[-300:]
-        raise RuntimeError(f"ssh exited with {done.returncode}: {complaint}")
-    return job.size if cmd == command(job.size) else 0
+    check_ssh_exit(done.returncode, done.stderr)
+    return 0
+
+
+def check_ssh_exit(returncode: int, stderr: bytes) -> None:
+    if returncode != 0:
+        complaint = stderr.decode(errors="replace")[-300:]
+        raise RuntimeError(f"ssh exited with {returncode}: {complaint}")
 
 
 @contextmanager
@@ -246,30 +274,38 @@ def run_client(job: Job, cmd: str, result: dict[str, float] | None) -> int:
 
 
 def transfer_worker(job: Job) -> dict[str, Any]:
-    result: dict[str, float] = {}
     if job.client == "openssh":
         return openssh_transfer(job)
+    result: dict[str, float] = {}
     received = run_client(job, command(job.size), result)
     if received != job.size:
         raise RuntimeError(f"received {received} bytes, expected {job.size}")
-    return asdict(Sample(received, result["seconds"], result["cpu"], result.get("machine_cpu")))
+    return asdict(Sample(received, result["seconds"], result["cpu"], result.get("server_cpu")))
 
 
 def openssh_transfer(job: Job) -> dict[str, Any]:
-    """The ssh process's whole life is measured, so its median handshake is taken back out."""
+    """The clock starts when the command does, which it announces with a byte on stderr; the
+    client CPU is the ssh process's whole life less the median of a few ``true`` runs."""
     handshakes = []
     for _ in range(HANDSHAKE_SAMPLES):
         probe: dict[str, float] = {}
-        run_client(job, "true", probe)
-        handshakes.append(probe)
-    result: dict[str, float] = {}
-    run_client(job, command(job.size), result)
-    seconds = statistics.median(h["seconds"] for h in handshakes)
-    cpu = statistics.median(h["cpu"] for h in handshakes)
-    machine = [h["machine_cpu"] for h in handshakes if "machine_cpu" in h]
-    sample = Sample(job.size, max(result["seconds"] - seconds, 1e-9), max(result["cpu"] - cpu, 0.0),
-                    result["machine_cpu"] - statistics.median(machine) if machine else None)
-    return {**asdict(sample), "handshake_seconds": seconds, "handshake_cpu": cpu}
+        openssh_run(job, "true", probe)
+        handshakes.append(probe["cpu"])
+    handshake_cpu = statistics.median(handshakes)
+    cpu0 = own_cpu(resource.RUSAGE_CHILDREN)
+    argv = openssh_argv(job, f"echo >&2; {command(job.size)}")
+    quiet = subprocess.DEVNULL
+    with subprocess.Popen(argv, stdin=quiet, stdout=quiet, stderr=subprocess.PIPE) as ssh:
+        assert ssh.stderr is not None
+        ssh.stderr.read(1)
+        server0, wall0 = process_tree_cpu(job.server_pid), time.perf_counter()
+        complaint = ssh.stderr.read()
+        returncode = ssh.wait()
+        wall1, server1 = time.perf_counter(), process_tree_cpu(job.server_pid)
+    cpu = own_cpu(resource.RUSAGE_CHILDREN) - cpu0 - handshake_cpu
+    check_ssh_exit(returncode, complaint)
+    server = server1 - server0 if server0 is not None and server1 is not None else None
+    return {**asdict(Sample(job.size, wall1 - wall0, max(cpu, 0.0), server)), "handshake_cpu": handshake_cpu}
 
 
 def latency_worker(job: Job) -> dict[str, Any]:
@@ -292,13 +328,18 @@ def worker_main(job: Job) -> None:
 def spawn(job: Job, timeout: float) -> dict[str, Any]:
     """One measurement in a fresh interpreter; an error dict instead of an exception."""
     argv = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(asdict(job))]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    # A session of its own, so a timeout also ends the ssh the worker may have started.
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as worker:
+        try:
+            stdout, stderr = worker.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.communicate()
+            return {"error": f"timed out after {timeout:.0f} s"}
+    if worker.returncode != 0:
+        return {"error": (stderr.strip().splitlines() or ["no output"])[-1][:300]}
+    return dict(json.loads(stdout.strip().splitlines()[-1]))
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -367,20 +408,24 @@ def report(results: dict[str, Any], clients: list[str], ciphers: list[str]) -> s
     def metric(pick: Callable[[dict[str, Any]], Any]) -> dict[str, dict[str, float | None]]:
         rows: dict[str, dict[str, float | None]] = {}
         for cipher in ciphers:
-            samples = {c: transfers[c].get(cipher, {"error": "not run"}) for c in clients}
-            rows[short_cipher(cipher)] = {c: None if "error" in s else pick(s) for c, s in samples.items()}
+            row: dict[str, float | None] = {}
+            for client in clients:
+                values = [pick(s) for s in transfers[client].get(cipher, []) if "error" not in s]
+                values = [v for v in values if v is not None]
+                row[client] = statistics.median(values) if values else None
+            rows[short_cipher(cipher)] = row
         return rows
 
-    def other_cpu(sample: dict[str, Any]) -> float | None:
-        if sample.get("machine_cpu") is None:
+    def server_cpu(sample: dict[str, Any]) -> float | None:
+        if sample.get("server_cpu") is None:
             return None
-        other = max(float(sample["machine_cpu"]) - float(sample["cpu"]), 0.0)
-        return other / (int(sample["received"]) / GB)
+        return float(sample["server_cpu"]) / (int(sample["received"]) / GB)
 
     latency = {"connect+auth+exec(true)": {c: results["latency"][c].get("median_ms") for c in clients}}
     env = results["environment"]
     parts = [
-        f"bench/bulk.py  size={results['size']} bytes  {env['date']}",
+        f"bench/bulk.py  size={results['size']} bytes  repeat={results['repeat']}  kex={KEX}  "
+        f"host key={HOST_KEY}  {env['date']}",
         f"nproc={env['nproc']}  cpu={env['cpu']}  memory={env['memory']}",
         f"Python {env['python']}  {env['openssh']}  sshtui {env['sshtui']}  cryptography "
         f"{env['cryptography']}  asyncssh {env['asyncssh']}  paramiko {env['paramiko']}",
@@ -391,13 +436,15 @@ def report(results: dict[str, Any], clients: list[str], ciphers: list[str]) -> s
         table("Client CPU seconds per GB (10**9 bytes), lower is better",
               metric(lambda s: s["cpu"] / (s["received"] / GB)), clients, ".2f",
               "X/sshtui > 1: X uses more CPU"),
-        table("Rest of the machine (mostly sshd), CPU seconds per GB", metric(other_cpu), clients, ".2f",
-              "same sshd for all; differences come from packet and window sizes"),
+        table("Server side (sshd and head), CPU seconds per GB", metric(server_cpu), clients, ".2f",
+              "the same sshd for all: differences come from the client's window and packet sizes"),
         table(f"Connect latency, median of {results['latency_runs']} runs, ms, lower is better", latency,
               clients, ".1f", "X/sshtui > 1: X is slower"),
     ]
-    errors = [f"  {c} {cipher}: {r['error']}" for c in clients for cipher, r in transfers[c].items()
-              if "error" in r]
+    errors = [f"  {c} {cipher}: {r['error']}" for c in clients for cipher, runs in transfers[c].items()
+              for r in runs if "error" in r]
+    errors += [f"  {c} {cipher}: not supported by {c}" for c, cipher in sorted(UNSUPPORTED)
+               if c in clients and cipher in ciphers]
     errors += [f"  {c} latency: {r['error']}" for c, r in results["latency"].items() if "error" in r]
     if errors:
         parts += ["Errors:", *errors, ""]
@@ -413,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default=",".join(CLIENTS), help=f"subset of {','.join(CLIENTS)}")
     parser.add_argument("--ciphers", default=",".join(CIPHERS), help="subset, by name or prefix")
     parser.add_argument("--runs", type=int, default=LATENCY_RUNS, help="connections per latency median")
+    parser.add_argument("--repeat", type=int, default=1, help="transfers per client and cipher (median)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per measurement")
     parser.add_argument("--json", type=Path, default=None, help="write the raw results here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -430,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.sshd_fixture import KeyCache, start_sshd
 
-    results: dict[str, Any] = {"size": args.size, "latency_runs": args.runs, "environment": environment(),
+    results: dict[str, Any] = {"size": args.size, "repeat": args.repeat, "latency_runs": args.runs, "environment": environment(),
                                "kex": KEX, "host_key": HOST_KEY, "transfer": {}, "latency": {}}
     with tempfile.TemporaryDirectory(prefix="sshtui-bench-") as tmp:
         keys_dir, server_dir = Path(tmp, "keys"), Path(tmp, "sshd")
@@ -441,20 +489,24 @@ def main(argv: list[str] | None = None) -> int:
                             host_key_types=("ed25519",))
         try:
             print(f"sshd pid {server.pid} on {HOST}:{server.port}", file=sys.stderr)
+
+            def job(kind: str, client: str, cipher: str) -> Job:
+                return Job(kind, client, server.port, server.user, str(server.client_key), cipher, args.size,
+                           args.runs, server.pid or 0)
+
             for client in clients:
-                base = Job("latency", client, server.port, server.user, str(server.client_key), "", args.size,
-                           args.runs)
                 print(f"{client}: latency", file=sys.stderr, flush=True)
-                results["latency"][client] = spawn(base, timeout=60.0 + 5.0 * args.runs)
-                results["transfer"][client] = {}
+                results["latency"][client] = spawn(job("latency", client, ""), timeout=60.0 + 5.0 * args.runs)
+                results["transfer"][client] = {cipher: [] for cipher in ciphers}
+            # Rounds go through every client in turn, so a burst of other load hits all alike.
+            for round_number in range(args.repeat):
                 for cipher in ciphers:
-                    if (client, cipher) in UNSUPPORTED:
-                        results["transfer"][client][cipher] = {"error": "cipher not supported by the client"}
-                        continue
-                    print(f"{client}: {short_cipher(cipher)}", file=sys.stderr, flush=True)
-                    job = Job("transfer", client, server.port, server.user, str(server.client_key), cipher,
-                              args.size)
-                    results["transfer"][client][cipher] = spawn(job, timeout)
+                    for client in clients:
+                        if (client, cipher) in UNSUPPORTED:
+                            continue
+                        print(f"round {round_number + 1}: {client} {short_cipher(cipher)}", file=sys.stderr,
+                              flush=True)
+                        results["transfer"][client][cipher].append(spawn(job("transfer", client, cipher), timeout))
         finally:
             server.stop()
     print(report(results, clients, ciphers))

@@ -98,6 +98,8 @@ AskUser = Callable[[UnknownHostQuestion], Awaitable[bool]]
 
 @dataclass
 class TrustPolicy:
+    """StrictHostKeyChecking applied to the host keys servers present; see ``verify``."""
+
     known_hosts_files: Sequence[Path]
     strict: str = "ask"
     hash_known_hosts: bool = False

@@ -83,8 +83,7 @@ def split_host_port(text: str) -> tuple[str, int]:
 
 def hash_host_name(name: str, salt: bytes) -> str:
     """The hashed form of a host name, as written with HashKnownHosts=yes."""
-    digest = hmac.new(salt, name.encode("utf-8", "surrogateescape"), hashlib.sha1).digest()
-    return f"{HASH_MAGIC}{_b64(salt)}|{_b64(digest)}"
+    return f"{HASH_MAGIC}{_b64(salt)}|{_b64(_name_mac(salt, name))}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +121,7 @@ class HostPatterns:
     def matches(self, name: str) -> bool:
         """Whether ``name`` (from ``host_lookup_name``) is covered: a negated match always wins."""
         if self.salt:
-            mac = hmac.new(self.salt, name.encode("utf-8", "surrogateescape"), hashlib.sha1).digest()
-            return hmac.compare_digest(mac, self.digest)
+            return hmac.compare_digest(_name_mac(self.salt, name), self.digest)
         positive = False
         for negated, pattern, wild in self.patterns:
             if _glob_match(name, pattern) if wild else name == pattern:
@@ -402,6 +400,10 @@ def _removable(raw: bytes, name: str) -> bool:
     except _BadLine:
         return False
     return fields is not None and fields.marker is None and fields.hosts.matches(name)
+
+
+def _name_mac(salt: bytes, name: str) -> bytes:
+    return hmac.new(salt, name.encode("utf-8", "surrogateescape"), hashlib.sha1).digest()
 
 
 def _b64(data: bytes) -> str:

@@ -258,9 +258,30 @@ def test_crlf_line_endings_and_indentation_are_tolerated(tmp_path: Path) -> None
 
 line_parts = st.sampled_from(
     [
-        "@revoked", "@cert-authority", "@", "#", "|1|", "|", "!", "*", "?", ",", "[h]:22", "host",
-        "ssh-ed25519", "ecdsa-sha2-nistp256", "sk-x", "AAAA", b64(ED_A), b64(ED_A)[:20], " ", "\t", "\r",
-        "=", "é", "\x00",
+        "@revoked",
+        "@cert-authority",
+        "@",
+        "#",
+        "|1|",
+        "|",
+        "!",
+        "*",
+        "?",
+        ",",
+        "[h]:22",
+        "host",
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "sk-x",
+        "AAAA",
+        b64(ED_A),
+        b64(ED_A)[:20],
+        " ",
+        "\t",
+        "\r",
+        "=",
+        "é",
+        "\x00",
     ]
 )
 
@@ -391,13 +412,19 @@ def test_remove_without_a_match_writes_nothing(tmp_path: Path) -> None:
 
 def keygen(*args: str | Path) -> subprocess.CompletedProcess[str]:
     assert SSH_KEYGEN is not None
-    return subprocess.run([SSH_KEYGEN, *map(str, args)], capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(
+        [SSH_KEYGEN, *map(str, args)], capture_output=True, text=True, timeout=30, check=False
+    )
 
 
 def found_lines(name: str, path: Path) -> list[int]:
     """Line numbers ``ssh-keygen -F`` reports for a name (it exits 1 when there are none)."""
     result = keygen("-F", name, "-f", path)
-    numbers = [int(line.split("line ")[1].split()[0]) for line in result.stdout.splitlines() if " found: line " in line]
+    numbers = [
+        int(line.split("line ")[1].split()[0])
+        for line in result.stdout.splitlines()
+        if " found: line " in line
+    ]
     assert (result.returncode == 0) == bool(numbers), result.stderr
     return numbers
 
@@ -481,8 +508,8 @@ def removal_fixture(directory: Path) -> bytes:
 
 @needs_ssh_keygen
 @pytest.mark.parametrize(
-    ("host", "port"), [("target", 22), ("target", 2222), ("x.example.com", 22), ("bad.example.com", 22),
-                       ("last", 22)]
+    ("host", "port"),
+    [("target", 22), ("target", 2222), ("x.example.com", 22), ("bad.example.com", 22), ("last", 22)],
 )
 def test_remove_matches_ssh_keygen_byte_for_byte(tmp_path: Path, host: str, port: int) -> None:
     ours = tmp_path / "ours" / "known_hosts"
@@ -504,15 +531,37 @@ def test_remove_matches_ssh_keygen_byte_for_byte(tmp_path: Path, host: str, port
 # --- interop with a real OpenSSH server and client -----------------------------------------------
 
 
-needs_ssh_client = pytest.mark.skipif(ssh_client_binary() is None, reason="OpenSSH client `ssh` not installed")
+needs_ssh_client = pytest.mark.skipif(
+    ssh_client_binary() is None, reason="OpenSSH client `ssh` not installed"
+)
 
 
 def run_ssh(server: SshdServer, known_hosts: Path, *options: str) -> subprocess.CompletedProcess[str]:
     argv = [
-        "ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={known_hosts}",
-        "-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-        "-o", "ConnectTimeout=10", "-i", str(server.client_key), "-p", str(server.port), "-l", server.user,
-        *options, server.host, "true",
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",
+        "-o",
+        "ConnectTimeout=10",
+        "-i",
+        str(server.client_key),
+        "-p",
+        str(server.port),
+        "-l",
+        server.user,
+        *options,
+        server.host,
+        "true",
     ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
@@ -534,10 +583,14 @@ def test_the_openssh_client_trusts_the_entries_we_write(
 
 
 @needs_ssh_client
-def test_the_openssh_client_refuses_a_changed_key_we_recorded(sshd_module: SshdServer, tmp_path: Path) -> None:
+def test_the_openssh_client_refuses_a_changed_key_we_recorded(
+    sshd_module: SshdServer, tmp_path: Path
+) -> None:
     path = tmp_path / "known_hosts"
     add(path, sshd_module.host, sshd_module.port, ED_A, hashed=False)
-    result = run_ssh(sshd_module, path, "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlgorithms=ssh-ed25519")
+    result = run_ssh(
+        sshd_module, path, "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlgorithms=ssh-ed25519"
+    )
     assert result.returncode != 0
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in result.stderr
 
@@ -546,8 +599,14 @@ def test_the_openssh_client_refuses_a_changed_key_we_recorded(sshd_module: SshdS
 def test_we_trust_what_the_openssh_client_learned(sshd_module: SshdServer, tmp_path: Path) -> None:
     path = tmp_path / "known_hosts"
     result = run_ssh(
-        sshd_module, path, "-o", "StrictHostKeyChecking=accept-new", "-o", "HashKnownHosts=yes",
-        "-o", "HostKeyAlgorithms=ssh-ed25519",
+        sshd_module,
+        path,
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        "HashKnownHosts=yes",
+        "-o",
+        "HostKeyAlgorithms=ssh-ed25519",
     )
     assert result.returncode == 0, result.stderr
     known = KnownHosts.load([path])
@@ -560,7 +619,15 @@ def test_we_trust_what_the_openssh_client_learned(sshd_module: SshdServer, tmp_p
 @pytest.mark.parametrize("hashed", [False, True])
 def test_we_read_what_ssh_keyscan_prints(sshd_module: SshdServer, tmp_path: Path, hashed: bool) -> None:
     assert SSH_KEYSCAN is not None
-    argv = [SSH_KEYSCAN, "-T", "10", "-p", str(sshd_module.port), *(["-H"] if hashed else []), sshd_module.host]
+    argv = [
+        SSH_KEYSCAN,
+        "-T",
+        "10",
+        "-p",
+        str(sshd_module.port),
+        *(["-H"] if hashed else []),
+        sshd_module.host,
+    ]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     path = tmp_path / "known_hosts"
     path.write_text(result.stdout)
