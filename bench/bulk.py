@@ -478,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.sshd_fixture import KeyCache, start_sshd
 
-    results: dict[str, Any] = {"size": args.size, "repeat": args.repeat, "latency_runs": args.runs, "environment": environment(),
+    results: dict[str, Any] = {"size": args.size, "repeat": args.repeat, "latency_runs": args.runs,
+                               "environment": environment(),
                                "kex": KEX, "host_key": HOST_KEY, "transfer": {}, "latency": {}}
     with tempfile.TemporaryDirectory(prefix="sshtui-bench-") as tmp:
         keys_dir, server_dir = Path(tmp, "keys"), Path(tmp, "sshd")
@@ -506,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
                             continue
                         print(f"round {round_number + 1}: {client} {short_cipher(cipher)}", file=sys.stderr,
                               flush=True)
-                        results["transfer"][client][cipher].append(spawn(job("transfer", client, cipher), timeout))
+                        sample = spawn(job("transfer", client, cipher), timeout)
+                        results["transfer"][client][cipher].append(sample)
         finally:
             server.stop()
     print(report(results, clients, ciphers))

@@ -40,10 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="run the built-in demonstration",
-        description="Run the built-in demonstration.",
+        description="Start the embedded server on loopback and open a shell on it through our client.",
+    )
+    demo.add_argument(
+        "--in-memory", action="store_true", help="only print an in-memory handshake between our client and server"
     )
     demo.set_defaults(handler=_run_demo)
+    serve = commands.add_parser(
+        "serve",
+        help="run the embedded SSH server in the foreground",
+        description="Run the embedded SSH server in the foreground, logging connections, until Ctrl+C.",
+    )
+    importlib.import_module("sshtui.serve_command").configure_parser(serve)
+    serve.set_defaults(handler=lambda args: _run_command_module("serve_command", "serve", args))
     _add_exec_parser(commands)
+    importlib.import_module("sshtui.hosts_command").add_parser(commands)
+    importlib.import_module("sshtui.keys_command").add_parser(commands)
+    importlib.import_module("sshtui.known_hosts_command").add_parser(commands)
     return parser
 
 
@@ -115,6 +128,15 @@ def _run_demo(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     demo_main: Callable[[argparse.Namespace], int] = module.main
     return demo_main(args)
+
+
+def _run_command_module(name: str, command: str, args: argparse.Namespace) -> int:
+    module = _load_command_module(name)
+    if module is None:
+        _print_error(f"the {command} command is not available in this build")
+        return EXIT_FAILURE
+    command_main: Callable[[argparse.Namespace], int] = module.main
+    return command_main(args)
 
 
 def _run_exec(args: argparse.Namespace) -> int:

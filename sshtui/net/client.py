@@ -66,6 +66,8 @@ class ClientOptions:
     on_snapshot: SnapshotCallback | None = None
     snapshot_interval: float = 0.25
     sock: Any = None  # an already connected socket-like transport target (jump hosts)
+    # Instead of TCP: given the protocol factory, connect it to some transport (ProxyJump channels).
+    open_transport: Callable[[Callable[[], asyncio.Protocol]], Awaitable[object]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,17 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._client._connection_lost(exc)
+
+
+class _SocketProtocol(_Protocol, asyncio.BufferedProtocol):
+    """For sockets: asyncio reads straight into the packet reader's buffer (no copy, no
+    allocation per read); ``data_received`` stays for transports that push bytes."""
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._client.conn.receive_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._client._received_into(nbytes)
 
 
 class SSHClient:
@@ -128,11 +141,18 @@ class SSHClient:
         self._flush()
 
     def _data_received(self, data: bytes) -> None:
+        self._received(data, 0)
+
+    def _received_into(self, size: int) -> None:
+        self._received(None, size)
+
+    def _received(self, data: bytes | None, size: int) -> None:
+        """Bytes pushed to us (``data``), or ``size`` bytes read into the receive buffer."""
         now = self._loop.time()
         self._last_receive = now
         self._keepalive_missed = 0
         try:
-            events = self.conn.receive_data(data, now)
+            events = self.conn.receive_data(data, now) if data is not None else self.conn.received_into(size, now)
         except SSHError as exc:  # misuse inside the core: treat as fatal, never a traceback
             self._fail(exc)
             return
@@ -396,6 +416,24 @@ class SSHClient:
             lambda: layer.open_direct_tcpip(host, port, orig_host, orig_port, self._loop.time())
         )
 
+    def accept_channel(self, local_id: int) -> Channel:
+        """Confirm a channel the peer asked to open (see ``on_channel_open_request``)."""
+        if self.closed.done():
+            raise ConnectionClosedError(f"connection is closed: {self.error}")
+        layer = self.conn.require_channels()
+        layer.accept_open(local_id)
+        channel = Channel(layer, local_id, self._flush)
+        self._channels[local_id] = channel
+        channel.opened.set_result(None)
+        self._flush()
+        return channel
+
+    def reject_channel(self, local_id: int, reason: OpenFailureReason, description: str) -> None:
+        """Refuse a channel the peer asked to open; does nothing once the connection is closed."""
+        if not self.closed.done():
+            self.conn.require_channels().reject_open(local_id, reason, description)
+            self._flush()
+
     async def exec(
         self,
         command: str | bytes,
@@ -483,10 +521,12 @@ async def connect(options: ClientOptions) -> SSHClient:
     client = SSHClient(options)
     try:
         async with asyncio.timeout(options.connect_timeout):
-            if options.sock is not None:
-                await loop.connect_accepted_socket(lambda: _Protocol(client), options.sock)
+            if options.open_transport is not None:
+                await options.open_transport(lambda: _Protocol(client))
+            elif options.sock is not None:
+                await loop.connect_accepted_socket(lambda: _SocketProtocol(client), options.sock)
             else:
-                await loop.create_connection(lambda: _Protocol(client), options.host, options.port)
+                await loop.create_connection(lambda: _SocketProtocol(client), options.host, options.port)
     except TimeoutError:
         raise ConnectTimeout(
             f"connect to host {options.host} port {options.port}: Connection timed out"

@@ -88,6 +88,15 @@ class _Connection:
         self._now = now
         return self._route(self.transport.receive_data(data, now), now)
 
+    def receive_buffer(self) -> memoryview:
+        """Free space for the driver's next socket read; see ``Transport.receive_buffer``."""
+        return self.transport.receive_buffer()
+
+    def received_into(self, size: int, now: float) -> list[Event]:
+        """``size`` bytes were read into ``receive_buffer()``; 0 means EOF."""
+        self._now = now
+        return self._route(self.transport.received_into(size, now), now)
+
     def tick(self, now: float) -> list[Event]:
         self._now = now
         return self._route(self.transport.tick(now), now)

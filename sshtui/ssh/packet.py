@@ -28,6 +28,9 @@ from sshtui.ssh.errors import LocalProtocolError, MacError, ProtocolError, Remot
 Bytes = bytes | bytearray | memoryview
 
 DEFAULT_MAX_PACKET_LENGTH = 256 * 1024  # what OpenSSH accepts (PACKET_MAX_SIZE)
+# What one socket read may fill. Bigger reads measured worse: a read returns more data at once,
+# and the larger transient allocations downstream make malloc hand memory back and fault it in again.
+RECEIVE_BUFFER_SIZE = 256 * 1024
 _SEQUENCE_MASK = 0xFFFFFFFF
 _MIN_PADDING = 4
 _PADDING_POOL_SIZE = 4096
@@ -67,8 +70,8 @@ class _Framing:
     def seal(self, sequence: int, packet: bytes) -> bytes:
         return packet
 
-    def read_length(self, sequence: int, buffer: bytearray) -> int:
-        length: int = _U32.unpack_from(buffer)[0]
+    def read_length(self, sequence: int, head: memoryview) -> int:
+        length: int = _U32.unpack_from(head)[0]
         return length
 
     def open(self, sequence: int, wire: memoryview, end: int) -> Bytes:
@@ -91,9 +94,9 @@ class _CtrWithMac(_Framing):
     def seal(self, sequence: int, packet: bytes) -> bytes:
         return self._crypt(packet) + self._mac.sign(sequence, packet)
 
-    def read_length(self, sequence: int, buffer: bytearray) -> int:
+    def read_length(self, sequence: int, head: memoryview) -> int:
         # The keystream moves on, so the decrypted first block is kept for open().
-        self._head = self._crypt(buffer[:16])
+        self._head = self._crypt(head)
         length: int = _U32.unpack_from(self._head)[0]
         return length
 
@@ -166,8 +169,8 @@ class _ChaCha(_Framing):
         ciphertext, tag = self._chacha.seal(sequence, sealed_length, view[4:])
         return b"".join((sealed_length, ciphertext, tag))
 
-    def read_length(self, sequence: int, buffer: bytearray) -> int:
-        length: int = _U32.unpack(self._chacha.crypt_length(sequence, buffer[:4]))[0]
+    def read_length(self, sequence: int, head: memoryview) -> int:
+        length: int = _U32.unpack(self._chacha.crypt_length(sequence, head))[0]
         return length
 
     def open(self, sequence: int, wire: memoryview, end: int) -> Bytes:
@@ -270,11 +273,20 @@ class PacketReader:
     Feed bytes as they arrive, then call ``next_payload()`` until it returns None. After a
     payload that is NEWKEYS, ``set_keys()`` must be called before reading on: the packets
     behind it are under the new keys.
+
+    Instead of ``feed``, a driver may have the socket write straight into the reader:
+    ``receive_buffer()`` hands out the free space and ``received(n)`` accounts for what was
+    written, which saves a copy and an allocation per socket read.
     """
 
     def __init__(self, max_packet_length: int = DEFAULT_MAX_PACKET_LENGTH):
         self._max_packet_length = max_packet_length
-        self._buffer = bytearray()
+        # Unread bytes are _storage[_start:_end]. The storage is never resized in place, since
+        # the driver may still hold a view of it; growing replaces it.
+        self._storage = bytearray()
+        self._view = memoryview(self._storage)
+        self._start = 0
+        self._end = 0
         self._framing = _UNENCRYPTED
         self._sequence = 0
         self._last_sequence = -1
@@ -297,7 +309,7 @@ class PacketReader:
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as payloads, for back-pressure."""
-        return len(self._buffer)
+        return self._end - self._start
 
     @property
     def block_size(self) -> int:
@@ -314,8 +326,44 @@ class PacketReader:
         self._sequence = 0
 
     def feed(self, data: Bytes) -> None:
-        if self._failure is None:  # after a failure nothing more is read
-            self._buffer += data
+        if self._failure is not None:  # after a failure nothing more is read
+            return
+        size = len(data)
+        if self._end + size > len(self._storage):
+            self._make_room(size)
+        end = self._end
+        self._storage[end : end + size] = data
+        self._end = end + size
+
+    def receive_buffer(self, min_size: int = RECEIVE_BUFFER_SIZE // 4) -> memoryview:
+        """Free space at least ``min_size`` bytes long to write received bytes into; call
+        ``received`` with the count written before any other method."""
+        if len(self._storage) - self._end < min_size:
+            self._make_room(max(min_size, RECEIVE_BUFFER_SIZE - self.buffered))
+        return self._view[self._end :]
+
+    def received(self, size: int) -> None:
+        """``size`` bytes were written at the start of the last ``receive_buffer()``."""
+        if not 0 <= size <= len(self._storage) - self._end:
+            free = len(self._storage) - self._end
+            raise LocalProtocolError(f"received {size} bytes into a buffer of {free}")
+        if self._failure is None:
+            self._end += size
+
+    def _make_room(self, size: int) -> None:
+        """At least ``size`` free bytes after the unread ones, moving them to the front."""
+        unread = self._end - self._start
+        if unread + size <= len(self._storage):
+            if unread:
+                # Through a copy: the storage and its view may not be resized, and the
+                # source and target ranges may overlap.
+                self._storage[:unread] = bytes(self._view[self._start : self._end])
+        else:
+            storage = bytearray(max(unread + size, 2 * len(self._storage)))
+            storage[:unread] = self._view[self._start : self._end]
+            self._storage = storage
+            self._view = memoryview(storage)
+        self._start, self._end = 0, unread
 
     def next_payload(self) -> bytes | None:
         """The next complete packet's payload, or None when more bytes are needed.
@@ -335,20 +383,33 @@ class PacketReader:
 
     def _next_payload(self) -> bytes | None:
         framing = self._framing
-        buffer = self._buffer
+        start = self._start
+        available = self._end - start
         length = self._packet_length
+        view = self._view
         if length < 0:
-            if len(buffer) < framing.head_size:
+            head_size = framing.head_size
+            if available < head_size:
                 return None
-            length = framing.read_length(self._sequence, buffer)
+            length = framing.read_length(self._sequence, view[start : start + head_size])
             self._check_length(length, framing)
             self._packet_length = length
         total = 4 + length + framing.tag_size
-        if len(buffer) < total:
+        if available < total:
             return None
-        payload = self._open_packet(framing, length, total)
-        # The views into the buffer are gone once _open_packet returns, so it can shrink.
-        del buffer[:total]
+        plain = framing.open(self._sequence, view[start : start + total], 4 + length)
+        offset = framing.body_offset
+        padding_length = plain[offset]
+        if padding_length < _MIN_PADDING or padding_length >= length:
+            raise RemoteProtocolError(
+                f"padding length {padding_length} is invalid for packet length {length}"
+            )
+        # A copy: for unencrypted packets ``plain`` is a view of the buffer, which is reused.
+        payload = bytes(plain[offset + 1 : offset + length - padding_length])
+        start += total
+        if start == self._end:
+            start = self._end = 0  # nothing unread: the next bytes go to the front, no move needed
+        self._start = start
         self._packet_length = -1
         self._last_sequence = self._sequence
         self._sequence = (self._sequence + 1) & _SEQUENCE_MASK
@@ -371,14 +432,3 @@ class PacketReader:
             raise RemoteProtocolError(
                 f"packet length {length} is not aligned to the {framing.block_size}-byte block size"
             )
-
-    def _open_packet(self, framing: _Framing, length: int, total: int) -> bytes:
-        with memoryview(self._buffer) as view:
-            plain = framing.open(self._sequence, view[:total], 4 + length)
-            offset = framing.body_offset
-            padding_length = plain[offset]
-            if padding_length < _MIN_PADDING or padding_length >= length:
-                raise RemoteProtocolError(
-                    f"padding length {padding_length} is invalid for packet length {length}"
-                )
-            return bytes(plain[offset + 1 : offset + length - padding_length])

@@ -94,6 +94,7 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
 _OUR_KEX_PHASES = frozenset({Phase.VERSION, Phase.KEXINIT, Phase.KEX})
 _GENERIC = frozenset({MsgType.DISCONNECT, MsgType.IGNORE, MsgType.DEBUG, MsgType.UNIMPLEMENTED})
 _ASSIGNED_TRANSPORT = frozenset(int(m) for m in MsgType if m < 50)
+_VERSION_SCRATCH_SIZE = 16 * 1024  # socket reads before the version line is complete
 MAX_EXT_INFO_MESSAGES = 2
 Rng = Callable[[int], bytes]
 
@@ -122,6 +123,8 @@ class Transport:
         self._version_parser = VersionParser(expect_preamble=role is Role.CLIENT)
         self._writer = PacketWriter(rng)
         self._reader = PacketReader(self.config.max_packet_length)
+        self._scratch = memoryview(bytearray(_VERSION_SCRATCH_SIZE))
+        self._scratch_in_use = False
         self._out: list[bytes] = []
         self._queued: list[bytes] = []  # service payloads held while our kex is in progress
         self._now = 0.0
@@ -182,6 +185,33 @@ class Transport:
                 self._on_version(version, events)
                 data = self._version_parser.leftover()
             self._reader.feed(data)
+            self._process_packets(events)
+            self._check_rekey(events)
+        except ProtocolError as exc:
+            events.append(self.fail(exc))
+        return events
+
+    def receive_buffer(self) -> memoryview:
+        """Where the driver may have the socket write received bytes, to hand them over with
+        ``received_into`` instead of ``receive_data``: bulk data then skips a copy."""
+        if self.phase is Phase.VERSION:
+            # The version line goes through its own parser; packets start after it.
+            self._scratch_in_use = True
+            return self._scratch
+        self._scratch_in_use = False
+        return self._reader.receive_buffer()
+
+    def received_into(self, size: int, now: float) -> list[TransportEvent]:
+        """``size`` bytes were written at the start of the last ``receive_buffer()``; 0 means EOF."""
+        if self._scratch_in_use or not size:
+            self._scratch_in_use = False
+            return self.receive_data(bytes(self._scratch[:size]), now)
+        self._now = now
+        if self.phase is Phase.CLOSED:
+            return []
+        events: list[TransportEvent] = []
+        try:
+            self._reader.received(size)
             self._process_packets(events)
             self._check_rekey(events)
         except ProtocolError as exc:

@@ -1,0 +1,219 @@
+"""ProxyJump (``-J host1[,host2...]``): each next SSH connection runs inside a direct-tcpip channel
+(RFC 4254 §7.2) of the previous one, as OpenSSH's ``ssh -J`` does with ``-W``.
+
+``ChannelTransport`` makes a channel look like an asyncio transport, so the ordinary client driver
+runs over it unchanged: the inner connection's packets are the channel's data, the channel's EOF and
+CLOSE are the transport's end. Back-pressure holds both ways: reading pauses leave the channel
+window shut, and writes wait for the window. Every hop is a full connection of its own, with its
+host key checked by the same trust policy as the destination's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sshtui.net.channel import Channel, ChannelOpenError
+from sshtui.net.client import ClientOptions, ConnectError, SSHClient, connect
+from sshtui.ssh.errors import SSHError
+
+READ_CHUNK = 256 * 1024
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+
+
+class ChannelTransport(asyncio.Transport):
+    """An asyncio transport whose bytes travel as the data of one open channel."""
+
+    def __init__(self, channel: Channel, protocol: asyncio.Protocol, peer: tuple[str, int]) -> None:
+        super().__init__({"peername": peer, "channel": channel})
+        self._channel = channel
+        self._protocol = protocol
+        self._loop = asyncio.get_running_loop()
+        self._pending: deque[bytes] = deque()
+        self._pending_size = 0
+        self._writes_paused = False
+        self._wake: asyncio.Future[None] | None = None
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._eof_wanted = False
+        self._closing = False
+        self._lost = False
+        protocol.connection_made(self)
+        self._reader = self._loop.create_task(self._read_loop())
+        self._writer = self._loop.create_task(self._write_loop())
+
+    # -- asyncio.Transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or self._eof_wanted or not data:
+            return
+        self._pending.append(bytes(data))
+        self._pending_size += len(data)
+        self._poke()
+        if not self._writes_paused and self._pending_size > HIGH_WATER:
+            self._writes_paused = True
+            self._protocol.pause_writing()
+
+    def write_eof(self) -> None:
+        self._eof_wanted = True
+        self._poke()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        return self._pending_size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return LOW_WATER, HIGH_WATER
+
+    def pause_reading(self) -> None:
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
+    def is_reading(self) -> bool:
+        return self._reading.is_set()
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def close(self) -> None:
+        """Send what is buffered, then close the channel."""
+        self._closing = True
+        self._poke()
+
+    def abort(self) -> None:
+        self._lose(None)
+
+    # -- the two copy loops
+
+    def _poke(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _read_loop(self) -> None:
+        channel = self._channel
+        while True:
+            await self._reading.wait()
+            data = await channel.read(READ_CHUNK)
+            if not data:
+                break
+            self._protocol.data_received(data)
+        if self._lost:
+            return
+        if not self._protocol.eof_received():
+            self.close()
+
+    async def _write_loop(self) -> None:
+        channel = self._channel
+        try:
+            while True:
+                if self._pending:
+                    data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+                    self._pending.clear()
+                    self._pending_size = 0
+                    if self._writes_paused:
+                        self._writes_paused = False
+                        self._protocol.resume_writing()
+                    await channel.write(data)
+                    continue
+                if self._eof_wanted or self._closing:
+                    await channel.write_eof()
+                if self._closing:
+                    break
+                self._wake = self._loop.create_future()
+                await self._wake
+                self._wake = None
+        except SSHError as exc:
+            self._lose(exc)
+            return
+        self._lose(None)
+
+    def _lose(self, exc: BaseException | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        current = asyncio.current_task()
+        for task in (self._reader, self._writer):
+            if task is not current:
+                task.cancel()
+        self._channel.close()
+        self._loop.call_soon(self._protocol.connection_lost, exc)
+
+    def _channel_closed(self, _: object) -> None:
+        if not self._lost:
+            self._lose(self._channel.error if isinstance(self._channel.error, Exception) else None)
+
+
+def channel_transport_opener(
+    channel: Channel, peer: tuple[str, int]
+) -> Callable[[Callable[[], asyncio.Protocol]], Any]:
+    """For ``ClientOptions.open_transport``: run the new connection over ``channel``."""
+
+    async def attach(factory: Callable[[], asyncio.Protocol]) -> ChannelTransport:
+        transport = ChannelTransport(channel, factory(), peer)
+        channel.closed.add_done_callback(transport._channel_closed)
+        return transport
+
+    return attach
+
+
+async def connect_through(hops: Sequence[ClientOptions], destination: ClientOptions) -> SSHClient:
+    """Connect to ``destination`` through each hop in order. The hops close when the destination's
+    connection ends, however it ends; a failure names the hop where it happened."""
+    clients: list[SSHClient] = []
+    try:
+        for options in [*hops, destination]:
+            if clients:
+                options = await _through(clients[-1], options)
+            clients.append(await connect(options))
+    except BaseException:
+        for client in reversed(clients):
+            await client.close()
+        raise
+    final = clients[-1]
+    if len(clients) > 1:
+        hop_clients = clients[:-1]
+
+        def close_hops(_: object) -> None:
+            asyncio.ensure_future(_close_all(hop_clients))
+
+        final.closed.add_done_callback(close_hops)
+    return final
+
+
+async def _through(previous: SSHClient, options: ClientOptions) -> ClientOptions:
+    via = f"{previous.options.host} port {previous.options.port}"
+    try:
+        channel = await previous.open_direct_tcpip(options.host, options.port, "127.0.0.1", 0)
+    except ChannelOpenError as exc:
+        raise ConnectError(
+            f"jump host {via} cannot connect to {options.host} port {options.port}: "
+            f"{exc.description or 'refused'}"
+        ) from None
+    except SSHError as exc:
+        raise ConnectError(f"jump host {via}: {exc.message}") from None
+    opener = channel_transport_opener(channel, (options.host, options.port))
+    return dataclasses.replace(options, open_transport=opener, sock=None)
+
+
+async def _close_all(clients: Sequence[SSHClient]) -> None:
+    for client in reversed(clients):
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+def hop_overrides(text: str) -> Mapping[str, Any]:
+    """``[user@]host[:port]`` of one hop as the settings fields it replaces (port 22 by default)."""
+    from sshtui.options import parse_destination
+
+    dest = parse_destination(text)
+    return {"host": dest.host, "port": dest.port or 22, "user": dest.user}
