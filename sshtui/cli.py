@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     importlib.import_module("sshtui.serve_command").configure_parser(serve)
     serve.set_defaults(handler=lambda args: _run_command_module("serve_command", "serve", args))
     _add_exec_parser(commands)
+    importlib.import_module("sshtui.forward_spec").add_parser(commands)
     importlib.import_module("sshtui.hosts_command").add_parser(commands)
     importlib.import_module("sshtui.keys_command").add_parser(commands)
     importlib.import_module("sshtui.known_hosts_command").add_parser(commands)
@@ -78,6 +79,7 @@ command was killed by a signal.
 def _add_exec_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
         "exec",
+        usage="%(prog)s [options] DEST [--] COMMAND...",
         help="run a command on a remote host, like 'ssh DEST COMMAND'",
         description="Run COMMAND on DEST, streaming stdin, stdout and stderr as 'ssh DEST COMMAND' does.",
         epilog=EXEC_EPILOG,
@@ -104,6 +106,7 @@ def _add_exec_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "--stats-json", metavar="FILE",
         help="write the final connection statistics (algorithms, rekeys, bytes, windows, timeline) as JSON",
     )
+    importlib.import_module("sshtui.forward_spec").add_forward_options(run)  # -L -R -D -J
     run.add_argument("destination", metavar="DEST", help="[user@]host[:port] or [user@][ipv6]:port")
     run.add_argument("command", metavar="COMMAND", nargs=argparse.REMAINDER, help="the remote command")
     run.set_defaults(handler=_run_exec)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -23,8 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sshtui.forward_command import jump_options, start_exec_forwards
+from sshtui.forward_spec import ForwardSpec, ForwardSpecError, forwards_from_args, parse_jump_hosts
 from sshtui.net.channel import Channel, ExitInfo
-from sshtui.net.client import SSHClient, connect
+from sshtui.net.client import SSHClient
+from sshtui.net.jump import connect_through
 from sshtui.options import ConnectionSettings, OptionError, build_client_options, resolve_settings
 from sshtui.prompts import Prompter
 from sshtui.ssh.channels.channel import Channel as CoreChannel
@@ -50,6 +54,8 @@ class ExecRequest:
     command: str
     pty: bool = False
     stats_json: Path | None = None
+    forwards: tuple[ForwardSpec, ...] = ()  # -L/-R/-D, alive while the command runs
+    jumps: tuple[str, ...] = ()  # -J hops, in order
 
 
 def request_from_args(args: argparse.Namespace) -> ExecRequest:
@@ -68,13 +74,17 @@ def request_from_args(args: argparse.Namespace) -> ExecRequest:
     )
     # Several words are joined with spaces and interpreted by the remote shell, as ssh does.
     stats = Path(args.stats_json) if args.stats_json else None
-    return ExecRequest(settings, " ".join(words), bool(args.tty), stats)
+    forwards, problems = forwards_from_args(args)
+    for problem in problems:  # reported, and the command runs without that forward
+        error(problem)
+    jumps = tuple(parse_jump_hosts(args.jump_hosts)) if getattr(args, "jump_hosts", None) else ()
+    return ExecRequest(settings, " ".join(words), bool(args.tty), stats, tuple(forwards), jumps)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         request = request_from_args(args)
-    except OptionError as exc:
+    except (OptionError, ForwardSpecError) as exc:
         error(str(exc))
         return EXIT_CONNECTION
     return asyncio.run(run(request))
@@ -84,21 +94,25 @@ async def run(request: ExecRequest) -> int:
     prompter = Prompter.from_environment(batch_mode=request.settings.batch_mode)
     try:
         options = build_client_options(request.settings, prompter)
+        hops = jump_options(request.settings, request.jumps, prompter)
     except (OptionError, SSHError, OSError) as exc:
         error(exc.message if isinstance(exc, SSHError) else str(exc))
         return EXIT_CONNECTION
     try:
-        client = await connect(options)
+        client = await connect_through(hops, options)
     except SSHError as exc:
         error(exc.message)
         return EXIT_CONNECTION
     except OSError as exc:
         error(f"connect to host {options.host} port {options.port}: {exc.strerror or exc}")
         return EXIT_CONNECTION
+    forwards = await start_exec_forwards(client, request.forwards)
     session = _Session(client, request)
     try:
         return await session.run()
     finally:
+        if forwards is not None:
+            await forwards.finish()  # as ssh(1): open forwarded connections run to their end
         await client.close()
         if request.stats_json is not None:
             write_stats(request.stats_json, client.snapshot(), session.channel_snapshots(), session.exit_info)
@@ -199,10 +213,12 @@ def _read_stdin(fd: int, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[b
             data = os.read(fd, STDIN_CHUNK)
         except OSError:
             data = b""  # closed or unreadable stdin counts as end of file, as in ssh
+        put = queue.put(data)
         try:
-            asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
-        except (RuntimeError, asyncio.CancelledError):
-            return  # the loop is gone: the session is over
+            asyncio.run_coroutine_threadsafe(put, loop).result()
+        except (RuntimeError, asyncio.CancelledError, concurrent.futures.CancelledError):
+            put.close()  # the loop is gone or shutting down: the session is over
+            return
         if not data:
             return
 

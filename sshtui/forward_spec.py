@@ -12,6 +12,7 @@ reported once the listener is up. This module is pure parsing: nothing here touc
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -208,3 +209,91 @@ def parse_jump_hosts(text: str) -> list[str]:
     if not text.strip() or any(not hop for hop in hops):
         raise ForwardSpecError(f"bad jump host list '-J {text}': expected [user@]host[:port][,...]")
     return hops
+
+
+# --- command-line flags (argparse only: this module stays free of network code for fast start-up) ---
+
+
+def add_forward_options(parser: argparse.ArgumentParser) -> None:
+    """``-L``, ``-R``, ``-D`` (repeatable) and ``-J``, as ssh(1) spells them."""
+    parser.add_argument(
+        "-L", dest="local_forward", metavar="[BIND:]PORT:HOST:HOSTPORT", action="append", default=[],
+        help="listen on local PORT and connect to HOST:HOSTPORT from the server (or PORT:/remote/socket)",
+    )
+    parser.add_argument(
+        "-R", dest="remote_forward", metavar="[BIND:]PORT:HOST:HOSTPORT", action="append", default=[],
+        help="have the server listen on PORT (0: any free port) and connect to HOST:HOSTPORT from here",
+    )
+    parser.add_argument(
+        "-D", dest="dynamic_forward", metavar="[BIND:]PORT", action="append", default=[],
+        help="a SOCKS4/4a/5 proxy on local PORT whose connections leave from the server",
+    )
+    parser.add_argument(
+        "-J", dest="jump_hosts", metavar="HOST[,HOST...]",
+        help="connect through these jump hosts in turn ([user@]host[:port] each)",
+    )
+
+
+def forwards_from_args(args: argparse.Namespace) -> tuple[list[ForwardSpec], list[str]]:
+    return parse_forwards(
+        getattr(args, "local_forward", None) or (),
+        getattr(args, "remote_forward", None) or (),
+        getattr(args, "dynamic_forward", None) or (),
+    )
+
+
+FORWARD_EPILOG = """\
+Binds default to 127.0.0.1; give an empty bind address (:PORT:...) or * for every interface, and
+[...] around IPv6 addresses. Port 0 picks a free port; the status lines show the one chosen.
+
+The forwards run until Ctrl+C or SIGTERM. When the SSH connection drops the local listeners stay up:
+new connections wait up to 10 s for the reconnection (1 s, 2 s, 4 s ... up to 60 s apart) and are
+refused otherwise; remote forwards are requested again once reconnected. A forward that cannot start
+(bad specification, port in use, refused by the server) is reported and the others carry on.
+"""
+
+
+def configure_forward_parser(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``sshtui forward DEST [-L ...]... [-R ...]... [-D ...]... [-J ...]``."""
+    parser.add_argument("-p", dest="port", metavar="PORT", help="port to connect to (default 22)")
+    parser.add_argument("-l", dest="login_name", metavar="USER", help="user to log in as")
+    parser.add_argument(
+        "-i", dest="identity_file", metavar="IDENTITY", action="append",
+        help="private key file to authenticate with (repeatable)",
+    )
+    parser.add_argument(
+        "-o", dest="option", metavar="OPTION=VALUE", action="append",
+        help="an ssh_config option, as for 'sshtui exec' (repeatable)",
+    )
+    parser.add_argument("-F", dest="config_file", metavar="CONFIG", help="ssh_config file (must be readable)")
+    add_forward_options(parser)
+    parser.add_argument(
+        "--status-interval", metavar="SECONDS", type=float, default=30.0,
+        help="print a status line per forward this often (default 30; 0: only at start and exit)",
+    )
+    parser.add_argument("--json", action="store_true", help="status as one JSON object per line")
+    parser.add_argument(
+        "--stats-json", metavar="FILE",
+        help="keep FILE updated with every forward's state, counters and the reconnection attempts",
+    )
+    parser.add_argument("destination", metavar="DEST", help="[user@]host[:port] or [user@][ipv6]:port")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``sshtui forward``; the network code loads only when the command runs."""
+    forward = commands.add_parser(
+        "forward",
+        usage="%(prog)s DEST [-L ...]... [-R ...]... [-D ...]... [-J HOST[,HOST...]] [options]",
+        help="keep port forwards (-L, -R, -D) up until interrupted, reconnecting as needed",
+        description="Forward ports through DEST like 'ssh -N', until Ctrl+C or SIGTERM.",
+        epilog=FORWARD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    configure_forward_parser(forward)
+    forward.set_defaults(handler=_run_forward)
+
+
+def _run_forward(args: argparse.Namespace) -> int:
+    from sshtui.forward_command import main
+
+    return main(args)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sshtui.options import ConnectionSettings
     from sshtui.store.keys import KeyInfo
 
 EXIT_OK = 0
@@ -179,13 +181,35 @@ def _inspect(path: Path) -> KeyInfo:
 # --- actions -------------------------------------------------------------------------------------
 
 
+def key_users(key_paths: list[Path]) -> dict[Path, list[str]]:
+    """Saved hosts (hosts.toml) whose identity files name each key file, private or ``.pub``."""
+    from sshtui.ssh.errors import SSHError
+    from sshtui.store.hosts import HostStore
+
+    try:
+        store = HostStore.load()
+    except (SSHError, OSError, ImportError):
+        return {}  # a broken hosts file is reported by 'sshtui hosts'; listing keys must not fail
+    wanted = {Path(os.path.realpath(p)): p for p in key_paths}
+    users: dict[Path, list[str]] = {}
+    for host in store:
+        for name in host.identity_files:
+            real = Path(os.path.realpath(os.path.expanduser(name)))
+            key = wanted.get(real) or wanted.get(real.with_name(real.name.removesuffix(".pub")))
+            if key is not None and host.name not in users.setdefault(key, []):
+                users[key].append(host.name)
+    return users
+
+
 def _list(args: argparse.Namespace) -> int:
     from sshtui.store.keys import default_key_dirs, list_keys
 
-    listing = list_keys(default_key_dirs())
+    directories = default_key_dirs()
+    listing = list_keys(directories)
+    users = key_users([info.path for info in listing.keys])
     if args.json:
         document = {
-            "keys": [_key_json(info, md5=args.md5) for info in listing.keys],
+            "keys": [_key_json(info, users.get(info.path, []), md5=args.md5) for info in listing.keys],
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in listing.skipped],
         }
         print(json.dumps(document, indent=1))
@@ -194,12 +218,14 @@ def _list(args: argparse.Namespace) -> int:
         for info in listing.keys:
             encrypted = "public only" if info.encrypted is None else ("yes" if info.encrypted else "no")
             fingerprint = info.fingerprint_md5 if args.md5 else info.fingerprint
-            rows.append((info.label, str(info.bits), fingerprint, encrypted, str(info.path), info.comment))
+            used_by = users.get(info.path)
+            comment = info.comment + (f" (used by {', '.join(used_by)})" if used_by else "")
+            rows.append((info.label, str(info.bits), fingerprint, encrypted, str(info.path), comment))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-        for row in rows:
+        for row in rows if len(rows) > 1 else ():
             print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1])
         if len(rows) == 1:
-            print("(no keys found)")
+            print(f"(no keys in {' or '.join(str(d) for d in directories)})")
         for info in listing.keys:
             for note in info.notes:
                 print(f"sshtui: note: {info.path}: {note}", file=sys.stderr)
@@ -208,7 +234,7 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _key_json(info: KeyInfo, *, md5: bool) -> dict[str, Any]:
+def _key_json(info: KeyInfo, used_by: list[str], *, md5: bool) -> dict[str, Any]:
     document: dict[str, Any] = {
         "path": str(info.path),
         "public_path": str(info.public_path) if info.public_path else None,
@@ -218,6 +244,7 @@ def _key_json(info: KeyInfo, *, md5: bool) -> dict[str, Any]:
         "comment": info.comment,
         "encrypted": info.encrypted,
         "has_private": info.has_private,
+        "used_by": used_by,
         "notes": list(info.notes),
     }
     if md5:
@@ -328,7 +355,7 @@ def _deploy(args: argparse.Namespace) -> int:
     return asyncio.run(_run_deploy(settings, command, stdin, args.target))
 
 
-async def _run_deploy(settings: Any, command: str, stdin: bytes, target: str) -> int:
+async def _run_deploy(settings: ConnectionSettings, command: str, stdin: bytes, target: str) -> int:
     from sshtui.net.client import connect
     from sshtui.options import build_client_options
     from sshtui.prompts import Prompter
@@ -340,7 +367,9 @@ async def _run_deploy(settings: Any, command: str, stdin: bytes, target: str) ->
     finally:
         await client.close()
     where = f"{target} on {settings.host}"
-    outcome = result.stdout.decode("utf-8", "replace").strip()
+    # Only the last line: a chatty shell start-up file may print before the script runs.
+    said = result.stdout.decode("utf-8", "replace").strip().splitlines()
+    outcome = said[-1] if said else ""
     if result.exit_status == 0 and outcome in ("added", "present"):
         if outcome == "added":
             print(f"Added the key to {where}.")

@@ -3,7 +3,8 @@
 Parses DEST (``[user@]host[:port]``, ``[user@][ipv6]:port``, ``ssh://`` URIs), ``-o Option=Value``
 (names case-insensitive, ``Option=Value`` or ``Option Value``), the RekeyLimit byte and time forms,
 and turns the result into the client's ``ClientOptions``. Precedence follows ssh(1): ``-p``/``-l``
-win over ``-o``, the first ``-o`` of an option wins over later ones, and both win over DEST.
+win over ``-o``, the first ``-o`` of an option wins over later ones, and both win over DEST; the
+ssh_config files (``-F FILE``, else ``~/.ssh/config`` and the system file) fill in what is left.
 """
 
 from __future__ import annotations
@@ -34,17 +35,14 @@ from sshtui.ssh.crypto.kex_registry import KEX_METHODS
 from sshtui.ssh.crypto.macs import MACS
 from sshtui.ssh.errors import SSHError
 from sshtui.store.keyfiles import default_identity_files
+from sshtui.store.ssh_config import SYSTEM_CONFIG_FILE, LocalContext, SshConfigError, load_ssh_config
 
 if TYPE_CHECKING:
     from sshtui.net.client import ClientOptions
     from sshtui.prompts import Prompter
 
-STRICT_CHOICES = {
-    "yes": "yes", "true": "yes",
-    "no": "no", "false": "no", "off": "no",
-    "accept-new": "accept-new",
-    "ask": "ask",
-}
+STRICT_CHOICES = {"yes": "yes", "true": "yes", "no": "no", "false": "no", "off": "no"}
+STRICT_CHOICES.update({"accept-new": "accept-new", "ask": "ask"})
 _FLAGS = {"yes": True, "true": True, "no": False, "false": False}
 # Every algorithm a user key may sign with; ssh-rsa (SHA-1) only when asked for explicitly.
 DEFAULT_PUBKEY_ALGORITHMS: tuple[str, ...] = tuple(n for n, a in HOST_KEY_ALGORITHMS.items() if not a.opt_in)
@@ -220,6 +218,8 @@ class ConnectionSettings:
     connect_timeout: float | None = None
     config_file: Path | None = None
     given: dict[str, str] = field(default_factory=dict)  # the -o options as given, canonical names
+    proxy_jump: str | None = None  # ProxyJump from ssh_config (-J on the command line wins over it)
+    config_warnings: tuple[str, ...] = ()  # "file:line: problem" for Match blocks, unknown keywords
 
 
 _LISTS = {
@@ -285,8 +285,11 @@ def resolve_settings(
     options: Sequence[str] = (),
     config_file: str | None = None,
     home: Path | None = None,
+    system_config_file: Path | None = SYSTEM_CONFIG_FILE,
 ) -> ConnectionSettings:
-    """Combine DEST, the ``-p``/``-l``/``-i``/``-F`` flags and ``-o`` options as ssh(1) does."""
+    """Combine DEST, the ``-p``/``-l``/``-i``/``-F`` flags, ``-o`` options and ssh_config as ssh(1) does.
+
+    Warnings about the config files (skipped ``Match`` blocks, unknown keywords) go to stderr."""
     home = home if home is not None else Path(os.path.expanduser("~"))
     dest = parse_destination(destination)
     settings = ConnectionSettings(
@@ -309,24 +312,64 @@ def resolve_settings(
         settings.port = parse_port(port, "port (-p)")
     if user is not None:
         settings.user = user
-    if config_file is not None:
-        settings.config_file = _check_config_file(config_file)
+    port_fixed = port is not None or "Port" in settings.given or dest.port is not None
+    from_config = _apply_ssh_config(settings, config_file, home, system_config_file, port_fixed=port_fixed)
+    for warning in settings.config_warnings:
+        print(f"sshtui: warning: {warning}", file=sys.stderr, flush=True)
     for path in identities:
         if not path.is_file():
             raise OptionError(f"identity file {path} not accessible: no such file")
-    # OpenSSH falls back to its default key files only when none was named.
-    settings.identity_files = tuple(identities) if identities else tuple(default_identity_files(home))
+    # OpenSSH falls back to its default key files only when none was named, and skips named ones
+    # from the config files that do not exist.
+    named = bool(identities or from_config)
+    identities += [path for path in from_config if path.is_file() and path not in identities]
+    settings.identity_files = tuple(identities) if named else tuple(default_identity_files(home))
     return settings
 
 
-def _check_config_file(text: str) -> Path:
-    path = Path(text)
+def _apply_ssh_config(
+    settings: ConnectionSettings,
+    config_file: str | None,
+    home: Path,
+    system_config_file: Path | None,
+    *,
+    port_fixed: bool,
+) -> tuple[Path, ...]:
+    """Fill in from ssh_config what the command line left open; returns the config's IdentityFiles."""
     try:
-        with open(path, "rb") as handle:
-            handle.read(1)
-    except OSError as exc:
-        raise OptionError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    return path
+        config = load_ssh_config(home, config_file, system_file=system_config_file)
+        fixed_port = settings.port if port_fixed else None
+        local = LocalContext.current(home)
+        resolved = config.resolve(settings.host, local, port=fixed_port, user=settings.user)
+    except SshConfigError as exc:
+        raise OptionError(exc.message) from None
+    settings.config_file = Path(config_file) if config_file is not None else None
+    settings.config_warnings = tuple(str(warning) for warning in resolved.warnings)
+    settings.host, settings.port = resolved.hostname, resolved.port
+    if settings.user is None and "User" in resolved.options:
+        settings.user = resolved.user
+    for name in sorted(set(OPTION_NAMES.values()) - {"Port", "User", "IdentityFile", *settings.given}):
+        found = resolved.options.get(name)
+        if found is None:
+            continue
+        if name == "UserKnownHostsFile":  # already ~- and token-expanded by the resolver
+            settings.user_known_hosts_files = resolved.user_known_hosts_files
+            continue
+        try:
+            _apply(settings, name, found.value, home)
+        except OptionError as exc:
+            raise OptionError(f"{found.location}: {exc}") from None
+    command = resolved.get("ProxyCommand")
+    if resolved.proxy_command is not None and command is not None:
+        raise OptionError(f"{command.location}: ProxyCommand is not supported by sshtui (use ProxyJump)")
+    jump = resolved.get("ProxyJump")
+    settings.proxy_jump = resolved.proxy_jump
+    if settings.proxy_jump is not None and jump is not None:
+        settings.config_warnings += (
+            f"{jump.location}: ProxyJump is not applied by this command yet (pass -J {jump.value}); "
+            "connecting directly",
+        )
+    return resolved.identity_files
 
 
 def host_key_offer(settings: ConnectionSettings, known_types: Collection[str]) -> tuple[str, ...]:

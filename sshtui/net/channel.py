@@ -40,7 +40,9 @@ class _Stream:
     def feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._size += len(data)
-        self._wake()
+        waiter = self._waiter  # _wake(), inlined: this runs once per data packet
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def feed_eof(self) -> None:
         self._eof = True

@@ -151,8 +151,9 @@ class SSHClient:
         now = self._loop.time()
         self._last_receive = now
         self._keepalive_missed = 0
+        conn = self.conn
         try:
-            events = self.conn.receive_data(data, now) if data is not None else self.conn.received_into(size, now)
+            events = conn.received_into(size, now) if data is None else conn.receive_data(data, now)
         except SSHError as exc:  # misuse inside the core: treat as fatal, never a traceback
             self._fail(exc)
             return
@@ -533,7 +534,8 @@ async def connect(options: ClientOptions) -> SSHClient:
         ) from None
     except OSError as exc:
         # asyncio puts "Connect call failed (addr)" in strerror; the errno's own text is what ssh shows.
-        reason = os.strerror(exc.errno) if (exc.errno or 0) > 0 else (exc.strerror or str(exc))
+        code = exc.errno or 0
+        reason = os.strerror(code) if code > 0 else (exc.strerror or str(exc))
         raise ConnectError(f"connect to host {options.host} port {options.port}: {reason}") from None
     try:
         await client._handshake()

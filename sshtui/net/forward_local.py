@@ -142,10 +142,14 @@ class LocalForward:
     def snapshot(self) -> ForwardSnapshot:
         return self.counters.snapshot()
 
-    async def close(self) -> None:
-        """Stop listening and end every forwarded connection."""
+    def stop_listening(self) -> None:
+        """Accept no new connections; the open ones carry on."""
         if self._server is not None:
             self._server.close()
+
+    async def close(self) -> None:
+        """Stop listening and end every forwarded connection."""
+        self.stop_listening()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -232,5 +236,6 @@ class LocalForward:
             path = self.spec.target_path
             loop = asyncio.get_running_loop()
             return await client.open_channel(lambda: layer.open_direct_streamlocal(path, loop.time()))
-        origin_host, origin_port = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("127.0.0.1", 0)
-        return await client.open_direct_tcpip(host, port, origin_host, origin_port)
+        if isinstance(peer, tuple):
+            return await client.open_direct_tcpip(host, port, str(peer[0]), int(peer[1]))
+        return await client.open_direct_tcpip(host, port, "127.0.0.1", 0)

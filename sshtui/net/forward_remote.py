@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -77,8 +78,9 @@ class RemoteForwards:
             for forward in self.forwards:
                 if forward.bound_port is not None:
                     body = m.CancelTcpipForward(forward.spec.listen_host, forward.bound_port)
+                    request = client.global_request(body.NAME, body.encode_data())
                     with contextlib.suppress(SSHError, TimeoutError):
-                        await asyncio.wait_for(client.global_request(body.NAME, body.encode_data()), CANCEL_TIMEOUT)
+                        await asyncio.wait_for(request, CANCEL_TIMEOUT)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -93,7 +95,9 @@ class RemoteForwards:
         body = m.TcpipForward(spec.listen_host, spec.listen_port)
         try:
             accepted, data = await client.global_request(body.NAME, body.encode_data())
-            port = m.RequestSuccess(data).bound_port() if accepted and spec.listen_port == 0 else spec.listen_port
+            port = spec.listen_port
+            if accepted and port == 0:
+                port = m.RequestSuccess(data).bound_port()
         except SSHError as exc:
             accepted, reason = False, f"cannot ask the server to listen on {spec.listen}: {exc.message}"
         else:
@@ -117,9 +121,8 @@ class RemoteForwards:
         body = event.type_data
         forward = self._match(body.address, body.port) if isinstance(body, m.ForwardedTcpip) else None
         if forward is None:
-            client.reject_channel(
-                event.local_id, OpenFailureReason.ADMINISTRATIVELY_PROHIBITED, f"no {event.channel_type} expected"
-            )
+            reason = OpenFailureReason.ADMINISTRATIVELY_PROHIBITED
+            client.reject_channel(event.local_id, reason, f"no {event.channel_type} expected here")
             return
         assert isinstance(body, m.ForwardedTcpip)
         task = asyncio.create_task(self._serve(client, forward, event.local_id, body))
@@ -141,7 +144,7 @@ class RemoteForwards:
                             spec.target_host, spec.target_port, limit=CHUNK
                         )
             except (OSError, TimeoutError) as exc:
-                reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "connection timed out"
+                reason = _os_error_text(exc) if isinstance(exc, OSError) else "connection timed out"
                 client.reject_channel(local_id, OpenFailureReason.CONNECT_FAILED, reason)
                 forward.counters.failed_with(live, f"{spec.target}: {reason}")
                 return
@@ -157,3 +160,9 @@ class RemoteForwards:
             pass  # closing
         finally:
             forward.counters.finished(live)
+
+
+def _os_error_text(exc: OSError) -> str:
+    # asyncio puts "Connect call failed (address)" in strerror; the errno's own text is the reason.
+    code = exc.errno or 0
+    return os.strerror(code) if code > 0 else (exc.strerror or str(exc))

@@ -24,6 +24,7 @@ from sshtui.ssh.errors import SSHError
 READ_CHUNK = 256 * 1024
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+_CLOSING: set[asyncio.Future[None]] = set()  # hop shutdowns in flight, kept from the garbage collector
 
 
 class ChannelTransport(asyncio.Transport):
@@ -136,7 +137,7 @@ class ChannelTransport(asyncio.Transport):
             return
         self._lose(None)
 
-    def _lose(self, exc: BaseException | None) -> None:
+    def _lose(self, exc: Exception | None) -> None:
         if self._lost:
             return
         self._lost = True
@@ -184,7 +185,9 @@ async def connect_through(hops: Sequence[ClientOptions], destination: ClientOpti
         hop_clients = clients[:-1]
 
         def close_hops(_: object) -> None:
-            asyncio.ensure_future(_close_all(hop_clients))
+            task = asyncio.ensure_future(_close_all(hop_clients))
+            _CLOSING.add(task)
+            task.add_done_callback(_CLOSING.discard)
 
         final.closed.add_done_callback(close_hops)
     return final

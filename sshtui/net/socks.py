@@ -126,7 +126,11 @@ class SocksHandshake:
             out = self._parse_greeting()
             if not self._greeted:
                 return out
-        self._parse_socks5()
+        try:
+            self._parse_socks5()
+        except SocksError as exc:
+            exc.reply = out + exc.reply  # the method choice the client is waiting for comes first
+            raise
         return out
 
     def success_reply(self) -> bytes:
@@ -167,7 +171,7 @@ class SocksHandshake:
 
     def _nul(self, start: int, what: str) -> int:
         end = self._buffer.find(0, start)
-        if end < 0 and len(self._buffer) - start > MAX_NAME or end - start > MAX_NAME:
+        if (end < 0 and len(self._buffer) - start > MAX_NAME) or end - start > MAX_NAME:
             raise self._fail(f"{what} is longer than {MAX_NAME} bytes")
         return end
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from sshtui.ssh.constants import MsgType
 from sshtui.ssh.crypto.ciphers import (
@@ -371,55 +372,58 @@ class PacketReader:
         Raises RemoteProtocolError (MacError for failed authentication) for a broken packet;
         the reader then stays failed.
         """
+        # One function for the whole packet: this runs for every packet of a bulk transfer.
         if self._failure is not None:
             raise self._failure
         if self._awaiting_keys:
             raise LocalProtocolError("NEWKEYS was read: call set_keys() before reading further packets")
-        try:
-            return self._next_payload()
-        except ProtocolError as error:
-            self._failure = error
-            raise
-
-    def _next_payload(self) -> bytes | None:
         framing = self._framing
         start = self._start
         available = self._end - start
         length = self._packet_length
-        view = self._view
-        if length < 0:
-            head_size = framing.head_size
-            if available < head_size:
+        try:
+            if length < 0:
+                head_size = framing.head_size
+                if available < head_size:
+                    return None
+                length = framing.read_length(self._sequence, self._view[start : start + head_size])
+                if (
+                    length > self._max_packet_length
+                    or length < 1 + _MIN_PADDING
+                    or (length + 4 if framing.length_is_aligned else length) % framing.block_size
+                ):
+                    self._refuse_length(length, framing)
+                self._packet_length = length
+            total = 4 + length + framing.tag_size
+            if available < total:
                 return None
-            length = framing.read_length(self._sequence, view[start : start + head_size])
-            self._check_length(length, framing)
-            self._packet_length = length
-        total = 4 + length + framing.tag_size
-        if available < total:
-            return None
-        plain = framing.open(self._sequence, view[start : start + total], 4 + length)
-        offset = framing.body_offset
-        padding_length = plain[offset]
-        if padding_length < _MIN_PADDING or padding_length >= length:
-            raise RemoteProtocolError(
-                f"padding length {padding_length} is invalid for packet length {length}"
-            )
-        # A copy: for unencrypted packets ``plain`` is a view of the buffer, which is reused.
-        payload = bytes(plain[offset + 1 : offset + length - padding_length])
+            plain = framing.open(self._sequence, self._view[start : start + total], 4 + length)
+            offset = framing.body_offset
+            padding_length = plain[offset]
+            if padding_length < _MIN_PADDING or padding_length >= length:
+                raise RemoteProtocolError(
+                    f"padding length {padding_length} is invalid for packet length {length}"
+                )
+        except ProtocolError as error:
+            self._failure = error
+            raise
+        payload = plain[offset + 1 : offset + length - padding_length]
+        if type(payload) is not bytes:  # unencrypted: a view of the buffer, which gets reused
+            payload = bytes(payload)
         start += total
         if start == self._end:
             start = self._end = 0  # nothing unread: the next bytes go to the front, no move needed
         self._start = start
         self._packet_length = -1
-        self._last_sequence = self._sequence
-        self._sequence = (self._sequence + 1) & _SEQUENCE_MASK
+        self._last_sequence = sequence = self._sequence
+        self._sequence = (sequence + 1) & _SEQUENCE_MASK
         self.packets += 1
         self.bytes += total
         if payload[:1] == _NEWKEYS:
             self._awaiting_keys = True
         return payload
 
-    def _check_length(self, length: int, framing: _Framing) -> None:
+    def _refuse_length(self, length: int, framing: _Framing) -> NoReturn:
         # Checked before the body is buffered, so a hostile length cannot make us wait or allocate.
         if length > self._max_packet_length:
             raise RemoteProtocolError(
@@ -427,8 +431,6 @@ class PacketReader:
             )
         if length < 1 + _MIN_PADDING:
             raise RemoteProtocolError(f"packet length {length} is too short")
-        aligned = length + 4 if framing.length_is_aligned else length
-        if aligned % framing.block_size:
-            raise RemoteProtocolError(
-                f"packet length {length} is not aligned to the {framing.block_size}-byte block size"
-            )
+        raise RemoteProtocolError(
+            f"packet length {length} is not aligned to the {framing.block_size}-byte block size"
+        )

@@ -454,16 +454,21 @@ class Transport:
     # ------------------------------------------------------------------ receiving
 
     def _process_packets(self, events: list[TransportEvent]) -> None:
+        # Runs once per packet of a bulk transfer: names are looked up once per call.
         reader = self._reader
-        while self.phase is not Phase.CLOSED and self._awaiting_host_key is None:
-            payload = reader.next_payload()
+        next_payload = reader.next_payload
+        record = self.timeline.message
+        closed, kex, newkeys = Phase.CLOSED, Phase.KEX, Phase.NEWKEYS
+        while self.phase is not closed and self._awaiting_host_key is None:
+            payload = next_payload()
             if payload is None:
                 return
             if not payload:
                 raise RemoteProtocolError("peer sent a packet with an empty payload")
             msg_type = payload[0]
-            self.timeline.message(self._ms(), "received", msg_type, len(payload))
-            if msg_type >= 50 and self.phase is not Phase.KEX and self.phase is not Phase.NEWKEYS:
+            record((self._now - self._start_time) * 1000.0, "received", msg_type, len(payload))
+            phase = self.phase
+            if msg_type >= 50 and phase is not kex and phase is not newkeys:
                 if self._service is None:
                     raise RemoteProtocolError(
                         f"peer sent {message_name(msg_type)} before any service was started"

@@ -58,7 +58,7 @@ _READABLE_CIPHERS = ("aes256-ctr", "aes256-cbc")
 _AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com")
 # How many length-prefixed fields follow the key type in the private section, per key type.
 _PRIVATE_FIELDS = {"ssh-ed25519": 2, "ssh-rsa": 6} | {f"ecdsa-sha2-nistp{n}": 3 for n in ECDSA_SIZES}
-# Files every ~/.ssh may hold that are not keys: listed without comment.
+# Files a ~/.ssh commonly holds that are not keys: skipped without a note.
 _NOT_KEYS = frozenset(
     {"known_hosts", "known_hosts2", "known_hosts.old", "authorized_keys", "authorized_keys2", "config",
      "environment", "rc", "allowed_signers"}

@@ -426,6 +426,40 @@ def test_publickey_with_each_key_type(
     assert last["fingerprint"] == fingerprint(Path(f"{sshd_module.client_keys[key_type]}.pub"))
 
 
+def test_pubkey_accepted_algorithms_limits_what_keys_may_sign(sshd_factory: Any, home: Path) -> None:
+    server = sshd_factory()
+
+    def publickey_lines() -> list[str]:
+        time.sleep(0.3)  # sshd's children write the log after we hung up
+        return [line for line in server.log_text().splitlines() if "pkalg" in line]
+
+    excluded = run(
+        exec_argv(
+            server, *key_args(server), "-o", "PubkeyAcceptedAlgorithms=-ssh-ed25519", server.host, "true"
+        ),
+        home,
+    )
+    assert excluded.returncode == 255 and "Permission denied" in excluded.stderr
+    assert "userauth-request" in server.log_text()
+    assert publickey_lines() == []  # the ed25519 key was never offered
+
+    sha256_only = run(
+        exec_argv(
+            server,
+            *key_args(server, "rsa"),
+            "-o",
+            "PubkeyAcceptedAlgorithms=rsa-sha2-256",
+            server.host,
+            "echo",
+            "rsa",
+        ),
+        home,
+    )
+    assert (sha256_only.returncode, sha256_only.stdout) == (0, b"rsa\n"), sha256_only.stderr
+    lines = publickey_lines()
+    assert lines and all("rsa-sha2-256" in line for line in lines)
+
+
 def test_encrypted_key_asks_for_its_passphrase(sshd_factory: Any, home: Path, tmp_path: Path) -> None:
     server = sshd_factory()
     key = tmp_path / "encrypted"

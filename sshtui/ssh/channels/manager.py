@@ -45,6 +45,7 @@ _pack_u32 = struct.Struct(">I").pack
 _RECIPIENT_ONLY = struct.Struct(">BI")  # CHANNEL_EOF, CLOSE, SUCCESS, FAILURE
 _WINDOW_ADJUST = struct.Struct(">BII")
 _EXTENDED_PREFIX = struct.Struct(">BII")
+_CHANNEL_DATA_HEAD = struct.Struct(">BII")  # message number, recipient channel, data length
 
 _Buffer = bytes | bytearray | memoryview
 _Handler = Callable[[bytes, float], list[ChannelEvent]]
@@ -109,19 +110,25 @@ class ConnectionLayer:
         if not payload:
             raise DecodeError("empty payload where a connection message was expected")
         if payload[0] == MsgType.CHANNEL_DATA:
-            return self._on_data(payload)
+            return self.on_channel_data(payload)
         handler = self._handlers.get(payload[0])
         if handler is None:
             raise RemoteProtocolError(f"unexpected {message_name(payload[0])} in the connection layer")
         return handler(payload, now)
 
-    def _on_data(self, payload: bytes) -> list[ChannelEvent]:
-        recipient, data = m.decode_channel_data(payload)
+    def on_channel_data(self, payload: bytes) -> list[ChannelEvent]:
+        """``handle`` for a CHANNEL_DATA payload, called directly on the bulk data path."""
+        size = len(payload) - 9
+        if size < 0:
+            m.decode_channel_data(payload)  # raises the DecodeError saying what is wrong
+        kind, recipient, length = _CHANNEL_DATA_HEAD.unpack_from(payload)
+        if kind != MsgType.CHANNEL_DATA or length != size:
+            m.decode_channel_data(payload)
         ch = self._channels.get(recipient)
         if ch is None:
             raise RemoteProtocolError(f"CHANNEL_DATA for unknown channel {recipient}")
-        if ch._on_data(len(data), "CHANNEL_DATA") and data:
-            return [ChannelData(recipient, bytes(data), None)]
+        if ch._on_data(size, "CHANNEL_DATA") and size:
+            return [ChannelData(recipient, payload[9:], None)]
         return []
 
     def _on_extended_data(self, payload: bytes, now: float) -> list[ChannelEvent]:
