@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the embedded server on loopback and open a shell on it through our client.",
     )
     demo.add_argument(
-        "--in-memory", action="store_true", help="only print an in-memory handshake between our client and server"
+        "--in-memory", action="store_true", help="only print a handshake of our client and server in memory"
     )
     demo.set_defaults(handler=_run_demo)
     serve = commands.add_parser(
@@ -97,7 +97,7 @@ def _add_exec_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     run.add_argument(
         "-F", dest="config_file", metavar="CONFIG",
-        help="ssh_config file: it must be readable, but it is not parsed yet (ssh_config support is coming)",
+        help="ssh_config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config ('none': no file)",
     )
     tty = run.add_mutually_exclusive_group()
     tty.add_argument("-t", dest="tty", action="store_const", const=True, help="request a pseudo-terminal")

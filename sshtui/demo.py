@@ -94,7 +94,9 @@ async def _run_session(client: SSHClient, interactive: bool) -> str:
         info = ExitInfo(run.exit_status, run.exit_signal)
     if info.signal:
         return f"the shell was killed by signal {info.signal}"
-    return f"the remote program exited with status {info.status}" if info.status is not None else "no exit status"
+    if info.status is None:
+        return "no exit status"
+    return f"the remote program exited with status {info.status}"
 
 
 class _Environment:
@@ -158,14 +160,14 @@ def _quiet_server_log() -> Iterator[None]:
 
 
 class _PageHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(_PAGE)))
         self.end_headers()
         self.wfile.write(_PAGE)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -188,7 +190,7 @@ def _user_name() -> str:
 
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+    except Exception:
         return "demo"
 
 
@@ -210,13 +212,12 @@ def summary(env: _Environment, t: TransportSnapshot, interactive: bool) -> str:
         f"  MAC           {macs}{' (AEAD: integrity is part of the cipher)' if macs == 'implicit' else ''}",
         f"  web page      {env.web_url} (a tiny local server; forwarding to it comes later)",
         f"  temporary dir {d} (keys and known_hosts; removed on exit)",
-        "  try also      ssh -i {0}/id_ed25519 -o UserKnownHostsFile={0}/known_hosts -p {1} 127.0.0.1".format(
-            d, env.port
-        ),
+        f"  try also      ssh -i {d}/id_ed25519 -o UserKnownHostsFile={d}/known_hosts"
+        f" -p {env.port} 127.0.0.1",
         "",
     ]
     if interactive:
-        lines.append("Opening a shell on the embedded server. Leave with `exit`, or `~.` at the start of a line.")
+        lines.append("Opening a shell on the embedded server. Leave with `exit`, or `~.` at a line's start.")
     else:
         lines.append("stdin is not a terminal: running one command instead of a shell.")
     return "\n".join(lines)
@@ -233,7 +234,7 @@ def report(snapshot: ConnectionSnapshot, status: str) -> str:
         f"  MAC           {_pair(t.mac_c2s, t.mac_s2c)}",
         f"  sent          {_size(t.bytes_sent)} in {t.packets_sent} packets",
         f"  received      {_size(t.bytes_received)} in {t.packets_received} packets",
-        f"  user          {snapshot.username} ({', '.join(a.method for a in snapshot.auth) or 'no attempts'})",
+        f"  user          {snapshot.username} ({_attempts(snapshot)})",
     ]
     for record in t.kex_history:
         lines.append(
@@ -241,13 +242,17 @@ def report(snapshot: ConnectionSnapshot, status: str) -> str:
             f"{record.duration_ms:.1f} ms"
         )
     lines += ["", "Handshake timeline (ms since connect):"]
-    shown = 0
-    for entry in t.timeline:
+    for entry in t.timeline[:TIMELINE_LIMIT]:
         lines.append(f"  {entry.t_ms:9.3f}  {entry.direction:<8} {entry.event:<26} {entry.size:>6} B")
-        shown += 1
-        if entry.event == "USERAUTH_SUCCESS" or shown >= TIMELINE_LIMIT:
+        if entry.event == "USERAUTH_SUCCESS":
             break
     return "\n".join(lines)
+
+
+def _attempts(snapshot: ConnectionSnapshot) -> str:
+    names = {"pk_ok": "key accepted", "failure": "refused", "success": "succeeded", "partial": "partial"}
+    steps = [f"{a.method} {names.get(a.result, a.result)}" for a in snapshot.auth]
+    return ", then ".join(steps) or "no attempts"
 
 
 def _pair(c2s: str, s2c: str) -> str:
@@ -312,6 +317,7 @@ def run_in_memory_demo() -> str:
     lines += ["", f"Key exchanges: {snap.kex_count} ({snap.rekeys} rekey)"]
     for record in snap.kex_history:
         lines.append(
-            f"  #{record.number} by {record.initiated_by:<5} {record.kex_algorithm} in {record.duration_ms:.1f} ms"
+            f"  #{record.number} by {record.initiated_by:<5} {record.kex_algorithm}"
+            f" in {record.duration_ms:.1f} ms"
         )
     return "\n".join(lines)

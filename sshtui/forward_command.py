@@ -246,7 +246,9 @@ async def _wait_for_end(
 ) -> int:
     interval = request.status_interval or None
     while True:
-        done, _ = await asyncio.wait((stopping, reconnector.failed), timeout=interval)
+        done, _ = await asyncio.wait(
+            (stopping, reconnector.failed), timeout=interval, return_when=asyncio.FIRST_COMPLETED
+        )
         if stopping in done:
             return EXIT_OK
         if reconnector.failed.done():

@@ -115,7 +115,8 @@ def _add_host_options(parser: argparse.ArgumentParser, *, hostname_required: boo
 
 
 def main(args: argparse.Namespace) -> int:
-    from sshtui.store.hosts import HostsError, HostStore
+    from sshtui.ssh.errors import SSHError  # HostsError, and ssh_config errors during import
+    from sshtui.store.hosts import HostStore
 
     try:
         store = HostStore.load()
@@ -123,7 +124,7 @@ def main(args: argparse.Namespace) -> int:
             _warn(warning)
         action = {"list": _list, "add": _add, "edit": _edit, "remove": _remove, "import": _import}
         return action[args.hosts_action](store, args)
-    except HostsError as exc:
+    except SSHError as exc:
         _error(exc.message)
         return EXIT_FAILURE
 
@@ -199,9 +200,7 @@ def _remove(store: HostStore, args: argparse.Namespace) -> int:
 
 
 def _import(store: HostStore, args: argparse.Namespace) -> int:
-    from sshtui.store.hosts import default_ssh_config
-
-    source = Path(args.config_file) if args.config_file else default_ssh_config()
+    source = Path(args.config_file) if args.config_file else None
     added, skipped = store.import_from_ssh_config(source)
     verb = "would add" if args.dry_run else "added"
     for host in added:
@@ -210,8 +209,11 @@ def _import(store: HostStore, args: argparse.Namespace) -> int:
         print(f"skipped {skip.name}: {skip.reason}")
     if added and not args.dry_run:
         store.save()
-    summary = f"{len(added)} host(s) {verb}, {len(skipped)} skipped from {source}"
-    print(summary + (" (dry run: nothing saved)" if args.dry_run else ""))
+    where = source if source is not None else "~/.ssh/config"
+    if args.dry_run:
+        print(f"would add {len(added)} host(s) and skip {len(skipped)} from {where} (dry run: nothing saved)")
+    else:
+        print(f"added {len(added)} host(s), skipped {len(skipped)}, from {where}")
     return EXIT_OK
 
 
@@ -246,7 +248,8 @@ def _jsonable(host: Host) -> dict[str, Any]:
             value = getattr(host, item.name)
             record[item.name] = list(value) if isinstance(value, tuple) else value
     record.update((key, value) for key, value in host.extra.items() if key not in record)
-    return json.loads(json.dumps(record, default=_json_default))
+    converted: dict[str, Any] = json.loads(json.dumps(record, default=_json_default))
+    return converted
 
 
 def _json_default(value: object) -> object:

@@ -49,7 +49,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--allow-forward-bind-any", action="store_true",
         help="let clients listen (-R) on any address, not only loopback")
     add("--max-sessions", type=int, default=10, metavar="N", help="sessions per connection (default 10)")
-    add("--max-auth-tries", type=int, default=6, metavar="N", help="failed attempts per connection (default 6)")
+    add("--max-auth-tries", type=int, default=6, metavar="N",
+        help="failed attempts per connection (default 6)")
     add("--login-grace-time", type=float, default=120.0, metavar="SECONDS",
         help="disconnect clients not authenticated by then (default 120)")
     add("--idle-timeout", type=float, metavar="SECONDS", help="disconnect connections idle this long")
@@ -99,7 +100,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     else:
         host, sep, port_text = text.rpartition(":")
         if not sep or ":" in host:
-            raise ValueError(f"--listen {text!r}: expected HOST:PORT (write IPv6 addresses as [ADDRESS]:PORT)")
+            raise ValueError(f"--listen {text!r}: expected HOST:PORT (IPv6 as [ADDRESS]:PORT)")
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"--listen {text!r}: the port must be a number from 0 to 65535")
     return host or "127.0.0.1", int(port_text)
@@ -135,7 +136,8 @@ def _server_options(args: argparse.Namespace, host: str, port: int) -> ServerOpt
         keys_path = Path.home() / ".ssh" / "authorized_keys"
         if not keys_path.exists():
             raise ServerConfigError(
-                f"nobody could log in: give --authorized-keys FILE or --password-file FILE ({keys_path} does not exist)"
+                f"nobody could log in: {keys_path} does not exist; "
+                "give --authorized-keys FILE or --password-file FILE"
             )
     authorized = AuthorizedKeys.load(keys_path) if keys_path else None
     if authorized is not None and not authorized.blobs and passwords is None:

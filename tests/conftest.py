@@ -55,6 +55,14 @@ def sshd_module(sshd_module_factory: SshdFactory) -> SshdServer:
     return sshd_module_factory()
 
 
+@pytest.fixture(autouse=True)
+def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's own sshtui files (hosts.toml, keys, state)."""
+    root = tmp_path_factory.mktemp("xdg")
+    for variable in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(variable, str(root / variable.lower()))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     interop = pytest.mark.interop
     for item in items:

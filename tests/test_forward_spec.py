@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sshtui.forward_spec import (
+    ForwardKind,
     ForwardSpec,
     ForwardSpecError,
     add_forward_options,
@@ -52,10 +53,18 @@ def test_ipv6_addresses_in_brackets() -> None:
 
 def test_local_forward_to_a_remote_unix_socket() -> None:
     spec = parse_forward("local", "2375:/var/run/docker.sock")
-    assert (spec.listen_host, spec.listen_port, spec.target_path) == ("127.0.0.1", 2375, "/var/run/docker.sock")
+    assert (spec.listen_host, spec.listen_port, spec.target_path) == (
+        "127.0.0.1",
+        2375,
+        "/var/run/docker.sock",
+    )
     assert spec.target == "/var/run/docker.sock"
     with_bind = parse_forward("local", "[::1]:0:/tmp/odd:name.sock")
-    assert (with_bind.listen_host, with_bind.listen_port, with_bind.target_path) == ("::1", 0, "/tmp/odd:name.sock")
+    assert (with_bind.listen_host, with_bind.listen_port, with_bind.target_path) == (
+        "::1",
+        0,
+        "/tmp/odd:name.sock",
+    )
 
 
 def test_remote_forward_with_port_zero_lets_the_server_choose() -> None:
@@ -92,10 +101,10 @@ def test_dynamic_forward() -> None:
         ("dynamic", "socks", "port 'socks'"),
     ],
 )
-def test_bad_specifications_are_named_with_the_reason(kind: str, text: str, why: str) -> None:
+def test_bad_specifications_are_named_with_the_reason(kind: ForwardKind, text: str, why: str) -> None:
     flag = {"local": "-L", "remote": "-R", "dynamic": "-D"}[kind]
     with pytest.raises(ForwardSpecError) as caught:
-        parse_forward(kind, text)  # type: ignore[arg-type]
+        parse_forward(kind, text)
     message = str(caught.value)
     assert f"'{flag} {text}'" in message
     assert why in message
@@ -112,7 +121,9 @@ def test_parse_forwards_keeps_the_good_and_reports_each_bad_one() -> None:
 def test_command_line_flags_are_repeatable() -> None:
     parser = argparse.ArgumentParser()
     add_forward_options(parser)
-    args = parser.parse_args(["-L", "1:a:2", "-L", "3:b:4", "-R", "0:c:5", "-D", "1080", "-J", "j1,me@j2:2222"])
+    args = parser.parse_args(
+        ["-L", "1:a:2", "-L", "3:b:4", "-R", "0:c:5", "-D", "1080", "-J", "j1,me@j2:2222"]
+    )
     specs, errors = forwards_from_args(args)
     assert errors == []
     assert [s.label for s in specs] == ["-L 1:a:2", "-L 3:b:4", "-R 0:c:5", "-D 1080"]
@@ -152,14 +163,14 @@ def written(host: str) -> str:
     target_port=ports,
 )
 def test_tcp_forward_fields_round_trip(
-    kind: str, bind: str | None, listen_port: int, target: str, target_port: int
+    kind: ForwardKind, bind: str | None, listen_port: int, target: str, target_port: int
 ) -> None:
     prefix = "" if bind is None else f"{written(bind)}:"
     text = f"{prefix}{listen_port}:{written(target)}:{target_port}"
-    spec = parse_forward(kind, text)  # type: ignore[arg-type]
+    spec = parse_forward(kind, text)
     assert spec.listen_host == (bind if bind is not None else "127.0.0.1")
     assert (spec.listen_port, spec.target_host, spec.target_port) == (listen_port, target, target_port)
-    assert parse_forward(kind, spec.canonical) == ForwardSpec(  # type: ignore[arg-type]
+    assert parse_forward(kind, spec.canonical) == ForwardSpec(
         spec.kind, spec.listen_host, spec.listen_port, spec.target_host, spec.target_port, text=spec.canonical
     )
 
@@ -168,7 +179,7 @@ def test_tcp_forward_fields_round_trip(
 def test_arbitrary_text_parses_or_raises_forward_spec_error(text: str) -> None:
     for kind in ("local", "remote", "dynamic"):
         try:
-            spec = parse_forward(kind, text)  # type: ignore[arg-type]
+            spec = parse_forward(kind, text)
         except ForwardSpecError:
             continue
         assert 0 <= spec.listen_port <= 65535

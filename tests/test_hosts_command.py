@@ -159,3 +159,33 @@ def test_missing_identity_file_is_saved_with_a_warning(config_home: Path, capsys
 def test_hosts_without_action_is_a_usage_error(config_home: Path, capsys: Capture) -> None:
     assert main(["hosts"]) == 2
     assert "ACTION" in capsys.readouterr().err
+
+
+def test_import_from_a_config_file_with_dry_run_first(
+    config_home: Path, tmp_path: Path, capsys: Capture
+) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        "Host web1\n    HostName web1.example.com\n    User deploy\n\n"
+        "Host web1-again\n    HostName web1.example.com\n    User deploy\n\n"
+        "Host *\n    User nobody\n"
+    )
+
+    code, out, _ = run(capsys, "import", "-F", str(config), "--dry-run")
+    assert code == 0
+    assert out.splitlines() == [
+        "would add web1 (deploy@web1.example.com:22)",
+        'skipped web1-again: same host name, port and user as saved host "web1"',
+        f"would add 1 host(s) and skip 1 from {config} (dry run: nothing saved)",
+    ]
+    assert not (config_home / "hosts.toml").exists()
+
+    code, out, _ = run(capsys, "import", "-F", str(config))
+    assert code == 0 and out.splitlines()[-1] == f"added 1 host(s), skipped 1, from {config}"
+    assert hosts_toml(config_home)["web1"]["user"] == "deploy"
+
+
+def test_import_of_a_missing_file_is_one_line(config_home: Path, tmp_path: Path, capsys: Capture) -> None:
+    code, out, err = run(capsys, "import", "-F", str(tmp_path / "nope"))
+    assert code == 1 and out == ""
+    assert err.startswith("sshtui: ") and "nope" in err and err.count("\n") == 1

@@ -139,6 +139,9 @@ class SSHClient:
         self._sock = transport
         self.conn.start(self._loop.time())
         self._flush()
+        if self.options.on_snapshot is not None and self._snapshot_task is None:
+            # From the start, so that a UI sees each handshake phase as it happens.
+            self._snapshot_task = self._loop.create_task(self._snapshot_loop())
 
     def _data_received(self, data: bytes) -> None:
         self._received(data, 0)
@@ -372,8 +375,6 @@ class SSHClient:
             raise self.error
         if self.options.server_alive_interval > 0:
             self._keepalive_task = self._loop.create_task(self._keepalive_loop())
-        if self.options.on_snapshot is not None:
-            self._snapshot_task = self._loop.create_task(self._snapshot_loop())
 
     def snapshot(self) -> ConnectionSnapshot:
         return self.conn.snapshot()

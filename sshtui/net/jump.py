@@ -24,6 +24,7 @@ from sshtui.ssh.errors import SSHError
 READ_CHUNK = 256 * 1024
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+CLOSE_GRACE = 2.0  # seconds a hop waits for the connection inside it to say goodbye
 _CLOSING: set[asyncio.Future[None]] = set()  # hop shutdowns in flight, kept from the garbage collector
 
 
@@ -171,21 +172,21 @@ async def connect_through(hops: Sequence[ClientOptions], destination: ClientOpti
     """Connect to ``destination`` through each hop in order. The hops close when the destination's
     connection ends, however it ends; a failure names the hop where it happened."""
     clients: list[SSHClient] = []
+    carriers: list[Channel] = []  # carriers[i] is the channel of clients[i] that carries clients[i + 1]
     try:
         for options in [*hops, destination]:
             if clients:
-                options = await _through(clients[-1], options)
+                channel, options = await _through(clients[-1], options)
+                carriers.append(channel)
             clients.append(await connect(options))
     except BaseException:
-        for client in reversed(clients):
-            await client.close()
+        await _close_chain(clients, carriers)
         raise
     final = clients[-1]
-    if len(clients) > 1:
-        hop_clients = clients[:-1]
+    if carriers:
 
         def close_hops(_: object) -> None:
-            task = asyncio.ensure_future(_close_all(hop_clients))
+            task = asyncio.ensure_future(_close_chain(clients, carriers))
             _CLOSING.add(task)
             task.add_done_callback(_CLOSING.discard)
 
@@ -193,7 +194,7 @@ async def connect_through(hops: Sequence[ClientOptions], destination: ClientOpti
     return final
 
 
-async def _through(previous: SSHClient, options: ClientOptions) -> ClientOptions:
+async def _through(previous: SSHClient, options: ClientOptions) -> tuple[Channel, ClientOptions]:
     via = f"{previous.options.host} port {previous.options.port}"
     try:
         channel = await previous.open_direct_tcpip(options.host, options.port, "127.0.0.1", 0)
@@ -205,13 +206,18 @@ async def _through(previous: SSHClient, options: ClientOptions) -> ClientOptions
     except SSHError as exc:
         raise ConnectError(f"jump host {via}: {exc.message}") from None
     opener = channel_transport_opener(channel, (options.host, options.port))
-    return dataclasses.replace(options, open_transport=opener, sock=None)
+    return channel, dataclasses.replace(options, open_transport=opener, sock=None)
 
 
-async def _close_all(clients: Sequence[SSHClient]) -> None:
-    for client in reversed(clients):
+async def _close_chain(clients: Sequence[SSHClient], carriers: Sequence[Channel]) -> None:
+    """Innermost first, and each only once the connection inside it has flushed its DISCONNECT
+    and closed its channel, so every server hears a clean goodbye."""
+    for index in reversed(range(len(clients))):
         with contextlib.suppress(Exception):
-            await client.close()
+            await clients[index].close()
+        if index > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(carriers[index - 1].wait_closed(), CLOSE_GRACE)
 
 
 def hop_overrides(text: str) -> Mapping[str, Any]:

@@ -20,10 +20,24 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
-from sshtui.ssh.crypto.hostkeys import KeyFormatError, fingerprint_sha256, parse_openssh_public_line
+from sshtui.ssh.crypto.hostkeys import (
+    KeyFormatError,
+    fingerprint_sha256,
+    parse_openssh_public_line,
+    public_key_type,
+)
 from sshtui.ssh.errors import SSHError
+from sshtui.ssh.userauth import (
+    KeyboardInteractiveResponse,
+    KeyboardInteractiveStart,
+    NoneAttempt,
+    PasswordAttempt,
+    PublicKeyAttempt,
+    PublicKeyQuery,
+)
 
 log = logging.getLogger("sshtui.server")
 
@@ -131,7 +145,8 @@ class _Scrypt:
             raise ValueError("expected scrypt$LOG2N$R$P$SALT$HASH")
         log2_n, r, p = (int(x) for x in parts[1:4])
         if not (1 <= log2_n <= _MAX_LOG2_N and 1 <= r <= _MAX_R and 1 <= p <= _MAX_P):
-            raise ValueError(f"scrypt parameters out of range (log2 N <= {_MAX_LOG2_N}, r <= {_MAX_R}, p <= {_MAX_P})")
+            limits = f"log2 N <= {_MAX_LOG2_N}, r <= {_MAX_R}, p <= {_MAX_P}"
+            raise ValueError(f"scrypt parameters out of range ({limits})")
         try:
             salt, key = _unb64(parts[4]), _unb64(parts[5])
         except (binascii.Error, ValueError):
@@ -191,11 +206,55 @@ class PasswordFile:
 
 def describe_key(blob: bytes) -> str:
     try:
-        from sshtui.ssh.crypto.hostkeys import public_key_type
-
         return f"{public_key_type(blob)} {fingerprint_sha256(blob)}"
     except SSHError:
         return fingerprint_sha256(blob)
+
+
+class Verdict(Enum):
+    ACCEPT = "accept"
+    KEY_OK = "key ok"  # a publickey query for a key that would be accepted: answer PK_OK
+    REFUSE = "refuse"  # not a wrong credential ("none", a query for another key): answer at once
+    FAIL = "fail"  # a wrong credential: counted, and answered only after a delay
+
+
+AuthAttemptEvent = (
+    NoneAttempt | PublicKeyQuery | PublicKeyAttempt | PasswordAttempt | KeyboardInteractiveStart
+    | KeyboardInteractiveResponse
+)
+
+
+@dataclass(frozen=True)
+class CredentialChecker:
+    """Decides on each authentication attempt (RFC 4252 §5); knows nothing of the protocol."""
+
+    authorized_keys: AuthorizedKeys | None
+    passwords: PasswordFile | None
+
+    def judge(self, event: AuthAttemptEvent) -> tuple[Verdict, str]:
+        """The verdict and, for the log, what was accepted or why not (never a secret)."""
+        if isinstance(event, PublicKeyQuery):
+            if self._allows(event.public_blob):
+                return Verdict.KEY_OK, ""
+            key = describe_key(event.public_blob)
+            return Verdict.REFUSE, f"key {key} for {event.user!r:.64} is not authorized"
+        if isinstance(event, PublicKeyAttempt):
+            key = describe_key(event.public_blob)
+            if event.signature_valid and self._allows(event.public_blob):
+                return Verdict.ACCEPT, f"publickey {key}"
+            why = "is not authorized" if event.signature_valid else "made an invalid signature"
+            return Verdict.FAIL, f"publickey for {event.user!r:.64} refused: {key} {why}"
+        if isinstance(event, PasswordAttempt):
+            passwords = self.passwords
+            changing = event.new_password is not None  # password change is not supported
+            if not changing and passwords is not None and passwords.verify(event.user, event.password):
+                return Verdict.ACCEPT, "password"
+            return Verdict.FAIL, f"failed password for {event.user!r:.64}"
+        # "none" is how clients learn the methods; keyboard-interactive is never offered.
+        return Verdict.REFUSE, ""
+
+    def _allows(self, blob: bytes) -> bool:
+        return self.authorized_keys is not None and self.authorized_keys.allows(blob)
 
 
 _DUMMY = _Scrypt(SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P, b"\x00" * SCRYPT_SALT_BYTES, b"\x01" * SCRYPT_KEY_BYTES)

@@ -11,10 +11,13 @@ has taken it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from sshtui.net.server_session import ChannelLink
+from sshtui.net.server_channel import ChannelLink
+from sshtui.ssh.channels.events import GlobalRequestReceived
 from sshtui.ssh.errors import SSHError
 from sshtui.ssh.messages import connection as m
 
@@ -202,7 +205,7 @@ class RemoteForwards:
             log.warning("%s: tcpip-forward refused: %d listeners already", label, MAX_LISTENERS)
             return None
         if (address, port) in self._listeners:
-            log.info("%s: tcpip-forward refused: %s port %d is already forwarded", label, address, port)
+            log.info("%s: tcpip-forward refused: %.64r port %d is forwarded already", label, address, port)
             return None
         bind: str | None = "127.0.0.1" if address.lower() == "localhost" else address
         if bind in ("", "*"):
@@ -215,20 +218,20 @@ class RemoteForwards:
         try:
             server = await loop.create_server(factory, bind, port, reuse_address=True)
         except OSError as exc:
-            log.info("%s: tcpip-forward %s port %d failed: %s", label, address, port, exc.strerror or exc)
+            log.info("%s: tcpip-forward %.64r port %d failed: %s", label, address, port, exc.strerror or exc)
             return None
         bound = server.sockets[0].getsockname()[1]
         self._listeners[(address, port if port else bound)] = server
-        log.info("%s: listening on %s port %d for the client (-R)", label, address, bound)
+        log.info("%s: listening on %.64r port %d for the client (-R)", label, address, bound)
         return int(bound)
 
     def cancel(self, address: str, port: int) -> bool:
         server = self._listeners.pop((address, port), None)
         if server is None:
-            log.info("%s: cancel-tcpip-forward for %.64r port %d: no such forward", self._label, address, port)
+            log.info("%s: cancel-tcpip-forward %.64r port %d: no such forward", self._label, address, port)
             return False
         server.close()
-        log.info("%s: stopped listening on %s port %d", self._label, address, port)
+        log.info("%s: stopped listening on %.64r port %d", self._label, address, port)
         return True
 
     def incoming(self, address: str, bridge: SocketBridge, sock: asyncio.Transport) -> None:
@@ -259,3 +262,56 @@ class _IncomingBridge(SocketBridge):
         except SSHError as exc:  # the connection is closing or has too many channels
             log.info("%s: cannot forward a new connection: %s", self.label, exc.message)
             transport.abort()
+
+
+class ForwardRequests:
+    """tcpip-forward and cancel-tcpip-forward (RFC 4254 §7.1) and refusals of other global
+    requests. Replies must go out in arrival order though binding a listener takes a moment,
+    so each answer waits for the previous one."""
+
+    def __init__(
+        self,
+        forwards: RemoteForwards,
+        reply: Callable[[bool, bytes], None],
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        label: str,
+    ) -> None:
+        self._forwards = forwards
+        self._reply = reply
+        self._spawn = spawn
+        self._label = label
+        self._last: asyncio.Task[None] | None = None
+
+    def handle(self, event: GlobalRequestReceived) -> None:
+        body = event.request
+        if isinstance(body, m.CancelTcpipForward):
+            self._answer(event.want_reply, _ready(self._forwards.cancel(body.address, body.port), b""))
+        elif isinstance(body, m.TcpipForward):
+            self._answer(event.want_reply, self._listen(body))
+        else:
+            log.info("%s: global request %.64r refused: not supported", self._label, event.name)
+            self._answer(event.want_reply, _ready(False, b""))
+
+    async def _listen(self, body: m.TcpipForward) -> tuple[bool, bytes]:
+        bound = await self._forwards.listen(body.address, body.port)
+        if bound is None:
+            return False, b""
+        # The reply carries the port only when the client let us choose it.
+        return True, (bound.to_bytes(4, "big") if body.port == 0 else b"")
+
+    def _answer(self, want_reply: bool, work: Coroutine[Any, Any, tuple[bool, bytes]]) -> None:
+        previous = self._last
+
+        async def answer() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous
+            ok, data = await work
+            if want_reply:
+                self._reply(ok, data)
+
+        self._last = self._spawn(answer())
+
+
+async def _ready(ok: bool, data: bytes) -> tuple[bool, bytes]:
+    return ok, data

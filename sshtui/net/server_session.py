@@ -10,22 +10,29 @@ so a slow client stalls the process rather than our memory; client data is credi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-import fcntl
 import fnmatch
 import logging
 import os
-import pty
 import signal
-import struct
 import subprocess
-import termios
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sshtui.ssh.channels.manager import ConnectionLayer
-from sshtui.ssh.errors import DecodeError, LocalProtocolError
+from sshtui.net.server_channel import ChannelLink
+from sshtui.net.server_process import (
+    SIGNAL_NAMES,
+    Program,
+    Terminal,
+    describe_exit,
+    kill_group,
+    set_window_size,
+    signal_by_name,
+    signal_name,
+    start_program,
+    watch_exit,
+)
+from sshtui.ssh.errors import DecodeError
 from sshtui.ssh.messages import connection as m
 
 log = logging.getLogger("sshtui.server")
@@ -38,53 +45,6 @@ MAX_ENV_VARS = 64
 MAX_ENV_VALUE = 8192
 KILL_GRACE_SECONDS = 2.0
 DEFAULT_ACCEPT_ENV = ("LANG", "LC_*", "TERM")
-# RFC 4254 §6.10 signal names (without "SIG").
-SIGNAL_NAMES = ("ABRT", "ALRM", "FPE", "HUP", "ILL", "INT", "KILL", "PIPE", "QUIT", "SEGV", "TERM", "USR1", "USR2")
-_WINSIZE = struct.Struct("HHHH")
-
-
-class ChannelLink:
-    """One channel as a handler sees it. Every call tolerates a channel the peer already
-    closed: the handler learns of that through ``on_closed`` and must not crash before."""
-
-    __slots__ = ("layer", "local_id", "flush", "label")
-
-    def __init__(self, layer: ConnectionLayer, local_id: int, flush: Callable[[], None], label: str) -> None:
-        self.layer = layer
-        self.local_id = local_id
-        self.flush = flush
-        self.label = label
-
-    def writable(self) -> int:
-        try:
-            return self.layer.writable(self.local_id)
-        except LocalProtocolError:
-            return 0
-
-    def send(self, data: bytes | bytearray | memoryview, data_type: int | None = None) -> int:
-        try:
-            if data_type is None:
-                return self.layer.send_data(self.local_id, data)
-            return self.layer.send_extended_data(self.local_id, data, data_type)
-        except LocalProtocolError:
-            return 0
-
-    def consumed(self, size: int) -> None:
-        if size:
-            with contextlib.suppress(LocalProtocolError):
-                self.layer.consumed(self.local_id, size)
-
-    def send_eof(self) -> None:
-        with contextlib.suppress(LocalProtocolError):
-            self.layer.send_eof(self.local_id)
-
-    def request(self, body: m.TypedData) -> None:
-        with contextlib.suppress(LocalProtocolError):
-            self.layer.send_request(self.local_id, body, False)
-
-    def close(self) -> None:
-        with contextlib.suppress(LocalProtocolError):
-            self.layer.close(self.local_id)
 
 
 @dataclass(frozen=True)
@@ -102,16 +62,6 @@ class SessionPolicy:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.accept_env)
 
 
-@dataclass(frozen=True, slots=True)
-class _Pty:
-    term: str
-    cols: int
-    rows: int
-    width_px: int
-    height_px: int
-    modes: bytes
-
-
 class SessionHandler:
     """One "session" channel: requests before the program starts, then the process I/O."""
 
@@ -119,7 +69,7 @@ class SessionHandler:
         self.link = link
         self.policy = policy
         self._loop = asyncio.get_running_loop()
-        self._pty: _Pty | None = None
+        self._pty: Terminal | None = None
         self._env: dict[str, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
         self._master: int | None = None
@@ -150,16 +100,15 @@ class SessionHandler:
         if isinstance(body, m.Signal):
             return self._on_signal(body.signal)
         if isinstance(body, m.Subsystem):
-            log.info("%s: subsystem %r refused: no subsystems are available", self.link.label, body.subsystem[:64])
+            log.info("%s: subsystem %.64r refused: none is available", self.link.label, body.subsystem)
             return False
         return False
 
     def _on_pty_req(self, req: m.PtyReq) -> bool:
         label = self.link.label
-        if self.proc is not None or self._pty is not None:
-            log.info("%s: pty-req refused: %s", label, "the program already runs" if self.proc else "a second pty")
-            return False
         problem = _size_problem(req.cols, req.rows, req.width_px, req.height_px)
+        if self.proc is not None or self._pty is not None:
+            problem = "the program runs already" if self.proc else "a terminal was requested already"
         if problem is None and (len(req.term) > MAX_TERM_NAME or not req.term.isprintable()):
             problem = f"terminal name of {len(req.term)} characters or with control characters"
         if problem is None:
@@ -170,7 +119,7 @@ class SessionHandler:
         if problem is not None:
             log.info("%s: pty-req refused: %s", label, problem)
             return False
-        self._pty = _Pty(req.term, req.cols, req.rows, req.width_px, req.height_px, req.modes)
+        self._pty = Terminal(req.term, req.cols, req.rows, req.width_px, req.height_px, req.modes)
         return True
 
     def _on_env(self, req: m.Env) -> bool:
@@ -183,7 +132,8 @@ class SessionHandler:
             log.info("%s: env request refused: invalid variable name %.64r", label, name)
             return False
         if not self.policy.env_allowed(name):
-            log.info("%s: env %.64r refused: not in the allow-list (%s)", label, name, ", ".join(self.policy.accept_env))
+            allowed = ", ".join(self.policy.accept_env)
+            log.info("%s: env %.64r refused: not in the allow-list (%s)", label, name, allowed)
             return False
         if "\0" in value or len(value) > MAX_ENV_VALUE or len(self._env) >= MAX_ENV_VARS:
             log.info("%s: env %.64r refused: value too long, NUL in it, or too many variables", label, name)
@@ -196,19 +146,19 @@ class SessionHandler:
         if problem is not None or self._pty is None:
             log.info("%s: window-change ignored: %s", self.link.label, problem or "no pty was requested")
             return False
-        self._pty = _Pty(self._pty.term, req.cols, req.rows, req.width_px, req.height_px, self._pty.modes)
+        self._pty = Terminal(self._pty.term, req.cols, req.rows, req.width_px, req.height_px, self._pty.modes)
         if self._master is not None:
-            _set_window_size(self._master, self._pty)
+            set_window_size(self._master, self._pty)
         return True
 
     def _on_signal(self, name: str) -> bool:
-        if name not in SIGNAL_NAMES:
+        sig = signal_by_name(name)
+        if sig is None:
             log.info("%s: signal %.32r refused: not one of %s", self.link.label, name, " ".join(SIGNAL_NAMES))
             return False
         if self.proc is None or self._exited:
             return False
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, getattr(signal, "SIG" + name))
+        kill_group(self.proc.pid, sig)  # the whole group: a shell's children get it too
         return True
 
     # -- starting the program
@@ -216,28 +166,28 @@ class SessionHandler:
     def _start(self, command: bytes | None) -> bool:
         label = self.link.label
         if self.proc is not None:
-            log.info("%s: %s refused: a program already runs on this channel", label, "exec" if command else "shell")
+            log.info("%s: %s refused: a program already runs here", label, "exec" if command else "shell")
             return False
         shell = self.policy.shell
-        if command is None:
-            args = ["-" + os.path.basename(shell)]  # a leading "-" makes it a login shell, as sshd does
-        else:
-            args = [shell, "-c", os.fsdecode(command)]  # fsdecode/fsencode round-trip any bytes
-        env = self._environment()
+        # A leading "-" in argv[0] makes a login shell, as sshd does; fsdecode round-trips any bytes.
+        args = ["-" + os.path.basename(shell)] if command is None else [shell, "-c", os.fsdecode(command)]
+        cwd = self.policy.home if os.path.isdir(self.policy.home) else None
         try:
-            if self._pty is not None:
-                self._spawn_pty(shell, args, env)
-            else:
-                self._spawn_pipes(shell, args, env)
+            program = start_program(shell, args, self._environment(), cwd, self._pty)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             log.warning("%s: cannot start %s: %s", label, shell, exc)
             return False
-        assert self.proc is not None
+        self._adopt(program)
         what = "shell" if command is None else f"exec ({len(command)} bytes)"
-        log.info("%s: %s started, pid %d%s", label, what, self.proc.pid, " with a pty" if self._pty else "")
-        _watch_exit(self._loop, self.proc, self._on_exit)
+        pid, how = program.proc.pid, " with a pty" if self._pty else ""
+        log.info("%s: %s started, pid %d%s", label, what, pid, how)
+        watch_exit(self._loop, program.proc, self._on_exit)
         self._resume_reading()
         return True
+
+    def _adopt(self, program: Program) -> None:
+        self.proc = program.proc
+        self._stdin, self._outputs, self._master = program.stdin, program.outputs, program.master
 
     def _environment(self) -> dict[str, str]:
         policy = self.policy
@@ -248,50 +198,6 @@ class SessionHandler:
         if self._pty is not None:
             env["TERM"] = self._pty.term
         return env
-
-    def _spawn_pty(self, shell: str, args: list[str], env: dict[str, str]) -> None:
-        assert self._pty is not None
-        master, slave = pty.openpty()
-        try:
-            _set_window_size(master, self._pty)
-            _apply_modes(slave, m.decode_terminal_modes(self._pty.modes))
-            env["SSH_TTY"] = os.ttyname(slave)
-            self.proc = subprocess.Popen(
-                args, executable=shell, stdin=slave, stdout=slave, stderr=slave, cwd=self._cwd(), env=env,
-                start_new_session=True, preexec_fn=_take_controlling_terminal,
-            )
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)
-        os.set_blocking(master, False)
-        self._master = self._stdin = master
-        self._outputs = {master: None}
-
-    def _spawn_pipes(self, shell: str, args: list[str], env: dict[str, str]) -> None:
-        pipes = [os.pipe() for _ in range(3)]
-        child_ends = (pipes[0][0], pipes[1][1], pipes[2][1])
-        ours = (pipes[0][1], pipes[1][0], pipes[2][0])
-        try:
-            self.proc = subprocess.Popen(
-                args, executable=shell, stdin=child_ends[0], stdout=child_ends[1], stderr=child_ends[2],
-                cwd=self._cwd(), env=env, start_new_session=True,
-            )
-        except BaseException:
-            for fd in ours:
-                os.close(fd)
-            raise
-        finally:
-            for fd in child_ends:
-                os.close(fd)
-        for fd in ours:
-            os.set_blocking(fd, False)
-        self._stdin = ours[0]
-        self._outputs = {ours[1]: None, ours[2]: 1}
-
-    def _cwd(self) -> str | None:
-        return self.policy.home if os.path.isdir(self.policy.home) else None
 
     # -- process output to the client, never more than the window
 
@@ -359,31 +265,38 @@ class SessionHandler:
             self._pending += data
             return
         written = self._write_stdin(data)
-        if written < len(data):
+        if written is None:
+            self.link.consumed(len(data))
+            self._close_stdin()
+        elif written < len(data):
             self._pending += data[written:]
             self._loop.add_writer(self._stdin, self._on_stdin_writable)
 
-    def _write_stdin(self, data: bytes | memoryview) -> int:
+    def _write_stdin(self, data: bytes | memoryview) -> int | None:
+        """Bytes the program took (credited back to the client); None once it closed its input."""
         assert self._stdin is not None
         try:
             written = os.write(self._stdin, data)
         except BlockingIOError:
             return 0
-        except OSError:  # the program closed its input: drop what it will never read
-            written = len(data)
-            self._close_stdin()
+        except OSError:
+            return None
         self.link.consumed(written)
         return written
 
     def _on_stdin_writable(self) -> None:
         if self._stdin is None:
             return
-        written = self._write_stdin(memoryview(self._pending))
-        del self._pending[:written]
-        if not self._pending and self._stdin is not None:
-            self._loop.remove_writer(self._stdin)
-            if self._close_stdin_when_drained:
-                self._close_stdin()
+        with memoryview(self._pending) as view:
+            written = self._write_stdin(view)
+        if written is None:
+            self._close_stdin()  # drops, and credits back, what the program will never read
+        else:
+            del self._pending[:written]
+            if not self._pending:
+                self._loop.remove_writer(self._stdin)
+                if self._close_stdin_when_drained:
+                    self._close_stdin()
         self.link.flush()
 
     def on_eof(self) -> None:
@@ -435,9 +348,9 @@ class SessionHandler:
         if proc.returncode >= 0:
             self.link.request(m.ExitStatus(proc.returncode))
         else:
-            self.link.request(m.ExitSignal(_signal_name(-proc.returncode), False))
+            self.link.request(m.ExitSignal(signal_name(-proc.returncode), False))
         self.link.close()
-        log.info("%s: program exited with %s", self.link.label, _describe_exit(proc.returncode))
+        log.info("%s: program exited with %s", self.link.label, describe_exit(proc.returncode))
 
     def on_closed(self) -> None:
         """The channel is gone: release descriptors and end the program's process group."""
@@ -458,8 +371,8 @@ class SessionHandler:
             if not self.reaped.done():
                 self.reaped.set_result(None)
         elif not self._exited:
-            _kill_group(proc.pid, signal.SIGHUP)
-            self._kill_timer = self._loop.call_later(KILL_GRACE_SECONDS, _kill_group, proc.pid, signal.SIGKILL)
+            kill_group(proc.pid, signal.SIGHUP)
+            self._kill_timer = self._loop.call_later(KILL_GRACE_SECONDS, kill_group, proc.pid, signal.SIGKILL)
 
 
 def _size_problem(cols: int, rows: int, width_px: int, height_px: int) -> str | None:
@@ -468,80 +381,3 @@ def _size_problem(cols: int, rows: int, width_px: int, height_px: int) -> str | 
     if width_px > MAX_PTY_PIXELS or height_px > MAX_PTY_PIXELS:
         return f"pixel size {width_px}x{height_px} exceeds {MAX_PTY_PIXELS}"
     return None
-
-
-def _set_window_size(fd: int, size: _Pty) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, _WINSIZE.pack(size.rows, size.cols, size.width_px, size.height_px))
-
-
-def _take_controlling_terminal() -> None:
-    # Runs in the child between fork and exec, after setsid(): stdin is the pty slave.
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name.removeprefix("SIG")
-    except ValueError:
-        return f"SIG{number}@openssh.com"
-
-
-def _describe_exit(returncode: int) -> str:
-    return f"status {returncode}" if returncode >= 0 else f"signal {_signal_name(-returncode)}"
-
-
-def _watch_exit(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], on_exit: Callable[[], None]) -> None:
-    """Reap ``proc`` as soon as it exits (a pidfd on Linux, a waiting thread elsewhere)."""
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        future = loop.run_in_executor(None, proc.wait)
-        future.add_done_callback(lambda _: on_exit())
-        return
-
-    def exited() -> None:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        proc.wait()
-        on_exit()
-
-    loop.add_reader(pidfd, exited)
-
-
-# RFC 4254 §8 opcodes to termios: (attribute index, flag) for flags, control-character index for chars.
-_FLAG_ATTR = {"i": 0, "o": 1, "l": 3}
-_FLAGS = {
-    "i": ("IGNPAR", "PARMRK", "INPCK", "ISTRIP", "INLCR", "IGNCR", "ICRNL", "IUCLC", "IXON", "IXANY",
-          "IXOFF", "IMAXBEL", "IUTF8"),
-    "l": ("ISIG", "ICANON", "XCASE", "ECHO", "ECHOE", "ECHOK", "ECHONL", "NOFLSH", "TOSTOP", "IEXTEN",
-          "ECHOCTL", "ECHOKE", "PENDIN"),
-    "o": ("OPOST", "OLCUC", "ONLCR", "OCRNL", "ONOCR", "ONLRET"),
-}
-_CHARS = ("VINTR", "VQUIT", "VERASE", "VKILL", "VEOF", "VEOL", "VEOL2", "VSTART", "VSTOP", "VSUSP",
-          "VREPRINT", "VWERASE", "VLNEXT", "VDISCARD")
-_MODE_FLAGS: dict[int, tuple[int, int]] = {
-    m.TerminalMode[name]: (_FLAG_ATTR[kind], getattr(termios, name))
-    for kind, names in _FLAGS.items() for name in names if hasattr(termios, name)
-}
-_MODE_CHARS: dict[int, int] = {m.TerminalMode[name]: getattr(termios, name) for name in _CHARS if hasattr(termios, name)}
-_DISABLED_CHAR = 255  # RFC 4254 §8: 255 means "not used"
-
-
-def _apply_modes(fd: int, modes: Mapping[int, int]) -> None:
-    """Apply the client's terminal modes we can map; others (speeds, parity) keep pty defaults."""
-    if not modes:
-        return
-    attrs = termios.tcgetattr(fd)
-    for opcode, value in modes.items():
-        if opcode in _MODE_FLAGS:
-            index, flag = _MODE_FLAGS[opcode]
-            attrs[index] = attrs[index] | flag if value else attrs[index] & ~flag
-        elif opcode in _MODE_CHARS:
-            char = 0 if value == _DISABLED_CHAR else value & 0xFF
-            attrs[6][_MODE_CHARS[opcode]] = bytes([char])
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import tomli_w
 
@@ -44,6 +44,9 @@ from sshtui.forward_spec import ForwardKind, ForwardSpecError, parse_forward
 from sshtui.ssh.errors import SSHError
 from sshtui.store.atomic import atomic_write
 from sshtui.store.paths import ensure_private_dir, hosts_file
+
+if TYPE_CHECKING:
+    from sshtui.store.ssh_config import SshConfig
 
 FORMAT_VERSION: Final = 1
 DEFAULT_PORT: Final = 22
@@ -253,14 +256,6 @@ class SkippedHost:
     reason: str
 
 
-class _Resolver(Protocol):
-    """What ``import_from_ssh_config`` needs from ``sshtui.store.ssh_config``."""
-
-    def host_names(self) -> list[str]: ...
-
-    def resolve(self, host: str) -> Any: ...
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -429,28 +424,78 @@ class HostStore:
             raise HostsFileError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
         self._loaded_digest = hashlib.sha256(data).digest()
 
-    def import_from_ssh_config(self, source: _Resolver | Path) -> tuple[list[Host], list[SkippedHost]]:
+    def import_from_ssh_config(
+        self, source: SshConfig | Path | None = None
+    ) -> tuple[list[Host], list[SkippedHost]]:
         """Add the concrete ``Host`` entries of an ssh_config; returns (added, skipped with reasons).
 
-        Wildcard and negated patterns are skipped, and so is an entry whose name is already saved or
-        whose host name, port and user match a saved host. Nothing is written until ``save()``.
+        ``source`` is a parsed config, a file, or None for the user's ``~/.ssh/config``. Wildcard and
+        negated patterns are not hosts; an entry whose name is already saved, or whose host name, port
+        and user match a saved host, is skipped, and so is one we cannot represent (ProxyCommand).
+        Nothing is written until ``save()``.
         """
-        resolver = _open_resolver(source) if isinstance(source, Path) else source
+        config = source if source is not None and not isinstance(source, Path) else _read_ssh_config(source)
         added: list[Host] = []
         skipped: list[SkippedHost] = []
-        for alias in resolver.host_names():
-            reason, host = _imported_host(alias, resolver)
-            if host is not None:
-                if host.name in self._hosts:
-                    reason = "a saved host already has this name"
-                else:
-                    same = self.find_same(host.hostname, host.port, host.user)
-                    reason = f'same host, port and user as saved host "{same.name}"' if same else None
-            if reason is not None or host is None:
-                skipped.append(SkippedHost(alias, reason or "no host name"))
+        for alias in config.host_names():
+            try:
+                if alias in self._hosts:
+                    raise HostsError("a saved host already has this name")
+                host = _imported_host(alias, config)
+                same = self.find_same(host.hostname, host.port, host.user)
+                if same is not None:
+                    raise HostsError(f'same host name, port and user as saved host "{same.name}"')
+            except SSHError as exc:
+                skipped.append(SkippedHost(alias, exc.message))
                 continue
             added.append(self.add(host))
         return added, skipped
+
+
+def _read_ssh_config(path: Path | None) -> SshConfig:
+    from sshtui.store.ssh_config import load_ssh_config
+
+    # Only what the user wrote: the system-wide file applies when connecting anyway.
+    return load_ssh_config(Path.home(), path, system_file=None)
+
+
+def _imported_host(alias: str, config: SshConfig) -> Host:
+    """The saved-host form of one ssh_config entry; ``SSHError`` says why it cannot be saved."""
+    if not NAME_PATTERN.fullmatch(alias):
+        raise HostsError("the name is not letters, digits, '.', '_' and '-' only")
+    resolved = config.resolve(alias)
+    if resolved.proxy_command is not None:
+        raise HostsError("uses ProxyCommand, which a saved host cannot express")
+    user = resolved.get("User")
+    forwards = [
+        f"{flag} {':'.join(value.args)}"
+        for flag, option in (("-L", "LocalForward"), ("-R", "RemoteForward"), ("-D", "DynamicForward"))
+        for value in resolved.all(option)
+    ]
+    algorithms: dict[str, Any] = {}
+    for name, option in ALGORITHM_OPTIONS.items():
+        value = resolved.get(option)
+        if value is not None:
+            algorithms[name] = value.value
+    keys = [p for p in resolved.identity_files if p.name.lower() != "none"]
+    try:
+        return Host(
+            name=alias,
+            hostname=resolved.hostname,
+            port=resolved.port,
+            user=None if user is None else user.value,
+            identity_files=tuple(_home_relative(path, config.home or Path.home()) for path in keys),
+            jump_hosts=tuple(resolved.proxy_jump.split(",")) if resolved.proxy_jump else (),
+            forwards=tuple(forwards),
+            **algorithms,
+        )
+    except HostsError as exc:
+        raise HostsError(exc.message.removeprefix(f'host "{alias}": ')) from None
+
+
+def _home_relative(path: Path, home: Path) -> str:
+    # "~/.ssh/id" keeps working if the home directory moves; ssh_config resolution expanded it.
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
 
 
 def _write_private(path: Path, data: bytes) -> None:

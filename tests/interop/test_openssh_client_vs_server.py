@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import os
 import re
+import select
 import shutil
 import socket
 import socketserver
@@ -34,7 +35,10 @@ SSH_KEYSCAN = shutil.which("ssh-keyscan")
 SERVER_CONFIG = server_config(rekey_bytes=1 << 20)
 T = TypeVar("T")
 
-pytestmark = [pytest.mark.interop, pytest.mark.skipif(SSH is None, reason="the OpenSSH client is not installed")]
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(SSH is None, reason="the OpenSSH client is not installed"),
+]
 
 
 def ssh_query(kind: str) -> tuple[str, ...]:
@@ -95,14 +99,16 @@ class ThreadedServer:
 
     def ssh_args(self, *options: str) -> list[str]:
         assert SSH is not None
-        args = [
-            SSH, "-F", "/dev/null", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
-            "-o", "IdentityAgent=none", "-o", "LogLevel=ERROR", "-i", str(self.identity), "-p", str(self.port),
+        args = [SSH]
+        for option in options:  # ssh keeps the first value it sees for an option
+            args += ["-o", option]
+        args += [
+            "-F", "/dev/null", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+            "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "LogLevel=ERROR",
+            "-i", str(self.identity), "-p", str(self.port),
             "-l", "tester",
         ]
-        for option in options:
-            args += ["-o", option]
         return args
 
     def finished_after(self, count: int) -> ConnectionSnapshot:
@@ -132,12 +138,12 @@ def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
     server.close()
 
 
-def run_ssh(server: ThreadedServer, *options: str, command: str = "echo ok-$((1+1))", **kw: Any) -> str:
+def run_ssh(server: ThreadedServer, *options: str, command: str = "echo ok-$((1+1))") -> str:
     result = subprocess.run(
-        [*server.ssh_args(*options), "127.0.0.1", command], capture_output=True, text=True, timeout=60, **kw
+        [*server.ssh_args(*options), "127.0.0.1", command], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout
+    return str(result.stdout)
 
 
 # --- every algorithm, by name ---------------------------------------------------------------------
@@ -294,7 +300,8 @@ def test_remote_forward(ours: ThreadedServer, echo_port: int) -> None:
     )
     try:
         assert process.stderr is not None
-        line = process.stderr.readline()
+        ready, _, _ = select.select([process.stderr], [], [], 15)
+        line = process.stderr.readline() if ready else "(nothing within 15 s)"
         found = re.search(r"Allocated port (\d+) for remote forward", line)
         assert found, line
         payload = os.urandom(1 << 20)
@@ -307,7 +314,14 @@ def test_remote_forward(ours: ThreadedServer, echo_port: int) -> None:
 
 
 @pytest.mark.slow
-def test_64_mib_each_way_with_rekeys(ours: ThreadedServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("ssh_limit", "initiator"),
+    [("RekeyLimit=1M", "peer"), ("RekeyLimit=default", "local")],
+    ids=["ssh-rekeys", "server-rekeys"],
+)
+def test_64_mib_each_way_with_rekeys(
+    ours: ThreadedServer, tmp_path: Path, ssh_limit: str, initiator: str
+) -> None:
     source, echoed = tmp_path / "source", tmp_path / "echoed"
     digest = hashlib.sha256()
     with source.open("wb") as handle:
@@ -318,14 +332,13 @@ def test_64_mib_each_way_with_rekeys(ours: ThreadedServer, tmp_path: Path) -> No
     before = len(ours.server.finished)
     with source.open("rb") as stdin, echoed.open("wb") as stdout:
         result = subprocess.run(
-            [*ours.ssh_args("RekeyLimit=1M"), "127.0.0.1", "cat"], stdin=stdin, stdout=stdout,
+            [*ours.ssh_args(ssh_limit), "127.0.0.1", "cat"], stdin=stdin, stdout=stdout,
             stderr=subprocess.PIPE, timeout=240,
         )
     assert result.returncode == 0, result.stderr
     assert hashlib.sha256(echoed.read_bytes()).digest() == digest.digest()
     transport = ours.finished_after(before).transport
     assert transport.bytes_received > 64 << 20 and transport.bytes_sent > 64 << 20
-    # Both sides rekey after 1 MiB: at least one exchange per 2 MiB that crossed.
-    assert transport.rekeys >= 64
-    initiators = {record.initiated_by for record in transport.kex_history[1:]}
-    assert initiators == {"local", "peer"}, initiators
+    # Our server rekeys after 1 MiB (and ssh too, in the first case): dozens of exchanges.
+    assert transport.rekeys >= 32
+    assert initiator in {record.initiated_by for record in transport.kex_history[1:]}

@@ -188,9 +188,9 @@ def requests(draw: st.DrawFn) -> tuple[bytes, SocksRequest]:
     kind = draw(st.sampled_from(["4", "4a", "5v4", "5v6", "5name"]))
     if kind == "4":
         ip = str(draw(st.ip_addresses(v=4).filter(lambda a: not str(a).startswith("0.0.0."))))
-        return socks4(ip, port, draw(st.binary(max_size=50).map(lambda b: b.replace(b"\0", b"")))), SocksRequest(
-            4, ip, port, "ipv4"
-        )
+        return socks4(
+            ip, port, draw(st.binary(max_size=50).map(lambda b: b.replace(b"\0", b"")))
+        ), SocksRequest(4, ip, port, "ipv4")
     if kind == "4a":
         name = draw(names)
         return socks4a(name.encode(), port), SocksRequest(4, name, port, "domain")

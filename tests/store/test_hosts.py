@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sshtui.store.hosts import Host, HostsError, HostsFileError, HostStore, resolve_dest
+from sshtui.store.ssh_config import SshConfig
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 T1 = datetime(2025, 6, 7, 8, 9, 10, tzinfo=UTC)
@@ -343,3 +344,80 @@ def test_resolve_dest_reports_a_broken_file(hosts_path: Path) -> None:
     hosts_path.write_text("[hosts.web1\n")
     with pytest.raises(HostsFileError, match="line 1"):
         resolve_dest("web1", hosts_path)
+
+
+# --- import from ssh_config --------------------------------------------------------------------------
+
+SSH_CONFIG = """\
+Host web1 web1-alias
+    HostName web1.example.com
+    User deploy
+    Port 2222
+    IdentityFile ~/.ssh/id_web
+    LocalForward 8080 localhost:80
+    DynamicForward 1080
+    Ciphers aes256-gcm@openssh.com
+
+Host bastion
+    HostName gw.example.com
+
+Host inner
+    HostName 10.1.1.1
+    ProxyJump bastion,admin@gw2.example.com:2200
+
+Host legacy
+    ProxyCommand nc %h %p
+
+Host *.corp !secret.corp
+    User corp
+
+Host *
+    ServerAliveInterval 30
+"""
+
+
+def ssh_config(tmp_path: Path, text: str = SSH_CONFIG) -> SshConfig:
+    return SshConfig.from_text(text, tmp_path / "ssh_config", home=tmp_path / "home")
+
+
+def test_import_adds_concrete_hosts_with_their_settings(hosts_path: Path, tmp_path: Path) -> None:
+    store = HostStore.load(hosts_path, clock=clock_at(T0))
+
+    added, skipped = store.import_from_ssh_config(ssh_config(tmp_path))
+
+    assert [h.name for h in added] == ["web1", "bastion", "inner"]
+    web1 = store.require("web1")
+    assert (web1.hostname, web1.port, web1.user) == ("web1.example.com", 2222, "deploy")
+    assert web1.identity_files == ("~/.ssh/id_web",)
+    assert web1.forwards == ("-L 8080:localhost:80", "-D 1080")
+    assert web1.ciphers == "aes256-gcm@openssh.com"
+    assert store.require("bastion").user is None  # not set in the file: the login name decides later
+    assert store.require("inner").jump_hosts == ("bastion", "admin@gw2.example.com:2200")
+    reasons = {s.name: s.reason for s in skipped}
+    assert reasons == {
+        "web1-alias": 'same host name, port and user as saved host "web1"',
+        "legacy": "uses ProxyCommand, which a saved host cannot express",
+    }
+    assert not hosts_path.exists()  # nothing written before save()
+
+
+def test_import_twice_adds_nothing_new(hosts_path: Path, tmp_path: Path) -> None:
+    store = HostStore.load(hosts_path)
+    store.add(Host(name="gateway", hostname="GW.example.com"))  # same place as "bastion", other name
+    store.import_from_ssh_config(ssh_config(tmp_path))
+    store.save()
+
+    again = HostStore.load(hosts_path)
+    added, skipped = again.import_from_ssh_config(ssh_config(tmp_path))
+
+    assert added == []
+    assert [h.name for h in again] == ["gateway", "web1", "inner"]
+    assert {s.name for s in skipped} == {"web1", "web1-alias", "bastion", "inner", "legacy"}
+
+
+def test_import_skips_entries_that_cannot_be_saved(hosts_path: Path, tmp_path: Path) -> None:
+    text = "Host has+plus\n  HostName a.example\n\nHost badfwd\n  HostName b.example\n  RemoteForward 9000\n"
+    added, skipped = HostStore.load(hosts_path).import_from_ssh_config(ssh_config(tmp_path, text))
+    assert added == []
+    assert skipped[0].name == "has+plus" and "letters, digits" in skipped[0].reason
+    assert skipped[1].name == "badfwd" and skipped[1].reason.startswith("forwards has a bad entry")

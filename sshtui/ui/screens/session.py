@@ -1,0 +1,299 @@
+"""The sessions screen: one tab per shell channel (RFC 4254 §6.2 pty-req, §6.5 shell, §6.7 window-change).
+
+Several connections at once, several shells per connection over the same transport. Each tab wires
+its terminal to its channel: ``channel.read()`` feeds the terminal only while the terminal can take
+more (it says so through ``feed()``'s result and ``ready_for_more``), so a flood waits in the SSH
+window rather than in our memory; keystrokes are written in order by one writer task; resizes
+become window-change requests, the last size of a burst only. Closing a tab closes its channel and
+the connection closes with its last channel. The terminal keeps every key; ctrl+] (or Escape twice)
+hands the keyboard back to this screen's bindings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Label, TabbedContent, TabPane
+
+from sshtui.net.channel import Channel
+from sshtui.ssh.errors import SSHError
+from sshtui.ui.driver import Connection, ConnectionView, ConnState, SessionDriver, describe_error
+from sshtui.ui.terminal.widget import TerminalView
+
+READ_CHUNK = 64 * 1024
+RESIZE_DELAY = 0.08
+DEFAULT_SIZE = (80, 24)
+
+
+class ShellPane(TabPane):
+    """One tab: a terminal and the shell channel behind it (None while opening or after it ended)."""
+
+    def __init__(self, driver: SessionDriver, conn: Connection, number: int, pane_id: str) -> None:
+        self.driver = driver
+        self.conn = conn
+        self.number = number
+        self.channel: Channel | None = None
+        self.ended = ""  # why the shell is gone, shown in the title
+        self.terminal = TerminalView(self._write, self._resized, ready_for_more=self._resume_reading)
+        self._can_read = asyncio.Event()
+        self._can_read.set()
+        self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
+        self._resize_timer: Timer | None = None
+        self._size: tuple[int, int] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        super().__init__(self.title_for(conn.view()), self.terminal, id=pane_id)
+
+    def title_for(self, view: ConnectionView) -> str:
+        state = self.ended or ("shell" if self.channel is not None else view.status)
+        if view.state in (ConnState.DROPPED, ConnState.FAILED):
+            state = f"{view.state.value} (r: reconnect)"
+        elif view.state is ConnState.CONNECTING:
+            state = view.status
+        return f"{view.label} #{self.number} · {state}"
+
+    # -- the channel
+
+    async def attach(self, channel: Channel) -> None:
+        self.channel = channel
+        self.ended = ""
+        self._can_read.set()
+        self._outgoing = asyncio.Queue()
+        self._spawn(self._pump(channel))
+        self._spawn(self._writer(channel))
+        if self._size is not None and self._size != DEFAULT_SIZE:
+            await channel.resize(*self._size)
+
+    def _spawn(self, coroutine: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, channel: Channel) -> None:
+        """Remote output into the terminal, only as fast as the terminal takes it."""
+        try:
+            while True:
+                await self._can_read.wait()
+                data = await channel.read(READ_CHUNK)
+                if not data:
+                    break
+                if not self.terminal.feed(data):
+                    self._can_read.clear()
+        except SSHError:
+            pass
+        if self.channel is channel:
+            await self._channel_ended(channel)
+
+    def _resume_reading(self) -> None:
+        self._can_read.set()
+
+    async def _writer(self, channel: Channel) -> None:
+        while True:
+            data = await self._outgoing.get()
+            try:
+                await channel.write(data)
+            except SSHError:
+                return
+
+    def _write(self, data: bytes) -> None:
+        if self.channel is not None and data:
+            self._outgoing.put_nowait(data)
+
+    def _resized(self, columns: int, rows: int) -> None:
+        self._size = (columns, rows)
+        if self._resize_timer is not None:
+            self._resize_timer.stop()
+        self._resize_timer = self.set_timer(RESIZE_DELAY, self._send_size)
+
+    def _send_size(self) -> None:
+        channel, size = self.channel, self._size
+        if channel is not None and size is not None:
+            self._spawn(self._quiet(channel.resize(*size)))
+
+    @staticmethod
+    async def _quiet(request: object) -> None:
+        with contextlib.suppress(SSHError):
+            await request  # type: ignore[misc]
+
+    async def _channel_ended(self, channel: Channel) -> None:
+        self.channel = None
+        info = None
+        with contextlib.suppress(Exception):
+            if channel.exit.done():
+                info = channel.exit.result()
+        if info is not None and info.status is not None:
+            self.ended = f"exited ({info.status})"
+        elif info is not None and info.signal:
+            self.ended = f"killed ({info.signal})"
+        elif self.conn.state is ConnState.CONNECTED:
+            self.ended = "closed"
+        else:
+            self.ended = ""
+        if self.conn.state is ConnState.CONNECTED:
+            await self.driver.release(self.conn, channel)
+        self.refresh_title()
+
+    def refresh_title(self) -> None:
+        with contextlib.suppress(Exception):
+            self.screen.query_one(TabbedContent).get_tab(self).label = self.title_for(self.conn.view())
+
+    def initial_size(self) -> tuple[int, int]:
+        width, height = self.terminal.size
+        return (width, height) if width > 0 and height > 0 else self._size or DEFAULT_SIZE
+
+    async def close(self) -> None:
+        channel, self.channel = self.channel, None
+        for task in list(self._tasks):
+            task.cancel()
+        if channel is not None:
+            await self.driver.release(self.conn, channel)
+
+
+class SessionScreen(Screen[None]):
+    """Tabs of shells. Bindings act once the terminal has let go of the keyboard (ctrl+])."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new_shell", "New shell", id="session.new_shell"),
+        Binding("w", "close_tab", "Close tab", id="session.close_tab"),
+        Binding("r", "reconnect", "Reconnect", id="session.reconnect"),
+        Binding("i", "details", "Details", id="session.details"),
+        Binding("escape,h", "hosts", "Hosts", id="session.hosts"),
+        Binding("enter", "focus_terminal", "Back to shell", id="session.focus_terminal"),
+    ]
+
+    def __init__(self, driver: SessionDriver) -> None:
+        super().__init__(id="session")
+        self.driver = driver
+        self._tab_numbers = 0
+        self._per_connection: dict[int, int] = {}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="session-body"):
+            yield Label("No sessions yet: pick a host (esc) and press enter.", id="no-sessions")
+            yield TabbedContent(id="tabs")
+        yield Footer()
+
+    @property
+    def tabs(self) -> TabbedContent:
+        return self.query_one(TabbedContent)
+
+    def panes(self, conn: Connection | None = None) -> list[ShellPane]:
+        return [p for p in self.query(ShellPane).results(ShellPane) if conn is None or p.conn is conn]
+
+    def active_pane(self) -> ShellPane | None:
+        pane = self.tabs.active_pane
+        return pane if isinstance(pane, ShellPane) else None
+
+    # -- opening and closing
+
+    async def add_shell(self, conn: Connection) -> ShellPane:
+        """A new tab on ``conn``, with a shell opened at the terminal's size."""
+        self._tab_numbers += 1
+        number = self._per_connection.get(conn.conn_id, 0) + 1
+        self._per_connection[conn.conn_id] = number
+        pane = ShellPane(self.driver, conn, number, f"tab-{self._tab_numbers}")
+        await self.tabs.add_pane(pane)
+        self.tabs.active = pane.id or ""
+        self.query_one("#no-sessions").display = False
+        self._open_shell(pane)
+        return pane
+
+    @work(group="shell", exit_on_error=False)
+    async def _open_shell(self, pane: ShellPane) -> None:
+        await asyncio.sleep(0)  # let the new tab get its size first
+        try:
+            channel = await self.driver.open_shell(pane.conn, pane.initial_size())
+        except SSHError as exc:
+            pane.ended = f"no shell: {describe_error(exc)}"
+            pane.refresh_title()
+            self.notify(describe_error(exc), title=f"{pane.conn.target.label}: no shell", severity="error",
+                        markup=False)
+            return
+        await pane.attach(channel)
+        pane.refresh_title()
+        if self.active_pane() is pane and self.is_current:
+            pane.terminal.focus()
+
+    async def close_pane(self, pane: ShellPane) -> None:
+        await pane.close()
+        await self.tabs.remove_pane(pane.id or "")
+        if not self.panes():
+            self.query_one("#no-sessions").display = True
+
+    def connection_ready(self, conn: Connection) -> None:
+        """A connection came up: reopen the shells of its tabs (a reconnect), or open its first."""
+        panes = self.panes(conn)
+        for pane in panes:
+            if pane.channel is None:
+                self._open_shell(pane)
+        if not panes:
+            self.run_worker(self.add_shell(conn), group="shell", exit_on_error=False)
+
+    def connection_updated(self, view: ConnectionView) -> None:
+        for pane in self.panes():
+            if pane.conn.conn_id == view.conn_id:
+                if view.state in (ConnState.DROPPED, ConnState.CLOSED, ConnState.FAILED):
+                    pane.channel = None
+                pane.refresh_title()
+
+    # -- actions
+
+    def action_new_shell(self) -> None:
+        pane = self.active_pane()
+        if pane is None:
+            return
+        if pane.conn.state is not ConnState.CONNECTED:
+            self.notify(f"{pane.conn.target.label} is not connected; press r to reconnect", severity="warning",
+                        markup=False)
+            return
+        self.run_worker(self.add_shell(pane.conn), group="shell", exit_on_error=False)
+
+    async def action_close_tab(self) -> None:
+        pane = self.active_pane()
+        if pane is not None:
+            await self.close_pane(pane)
+
+    def action_reconnect(self) -> None:
+        pane = self.active_pane()
+        if pane is not None and not self.driver.reconnect(pane.conn):
+            self.notify(f"{pane.conn.target.label} is {pane.conn.state.value}", markup=False)
+
+    def action_details(self) -> None:
+        from sshtui.ui.screens.dialogs import DetailDialog
+
+        pane = self.active_pane()
+        if pane is not None:
+            view = pane.conn.view()
+            self.app.push_screen(DetailDialog(view.label, view.detail or view.status))
+
+    def action_hosts(self) -> None:
+        self.dismiss()
+
+    def action_focus_terminal(self) -> None:
+        pane = self.active_pane()
+        if pane is not None:
+            pane.terminal.focus()
+
+    @on(TabbedContent.TabActivated)
+    def _activated(self, event: TabbedContent.TabActivated) -> None:
+        pane = event.pane
+        if isinstance(pane, ShellPane):
+            pane.terminal.focus()
+
+    @on(TerminalView.FocusReleased)
+    def _released(self) -> None:
+        self.query_one("Tabs").focus()
+
+    @on(TerminalView.TitleChanged)
+    def _title(self, event: TerminalView.TitleChanged) -> None:
+        self.sub_title = event.title
+
+    def on_screen_resume(self) -> None:
+        self.action_focus_terminal()

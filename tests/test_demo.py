@@ -1,0 +1,151 @@
+"""``sshtui demo`` end to end: in a pipe (one command and a report) and in a real terminal (tmux).
+
+Each run gets its own $HOME and $TMPDIR, so "nothing left behind" can be checked exactly: the
+temporary directory is gone and no process anywhere still has that $HOME in its environment
+(every program the embedded server starts gets $HOME from it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TMUX = shutil.which("tmux")
+
+
+def demo_env(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
+    home, tmpdir = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmpdir.mkdir()
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "HOME": str(home), "TMPDIR": str(tmpdir), "PYTHONPATH": python_path}
+    return env, home, tmpdir
+
+
+def processes_with_home(home: Path, ignore: int | None = None) -> list[int]:
+    """Pids of processes whose environment has HOME=home (Linux /proc; empty elsewhere)."""
+    marker = b"\0HOME=" + os.fsencode(home) + b"\0"
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = b"\0" + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ and int(entry.name) not in (os.getpid(), ignore):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until_gone(home: Path, timeout: float = 10, ignore: int | None = None) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := processes_with_home(home, ignore)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.mark.timeout(60)
+def test_demo_without_a_terminal_runs_one_command_and_reports(tmp_path: Path) -> None:
+    env, home, tmpdir = demo_env(tmp_path)
+    started = time.monotonic()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "sshtui", "demo"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT, start_new_session=True,
+    )
+    try:
+        out, err = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert time.monotonic() - started < 30
+    assert demo.returncode == 0, err
+    assert "\ndemo-ok\n" in out
+    assert "Connection report (the remote program exited with status 0)" in out
+    assert "USERAUTH_SUCCESS" in out  # the handshake timeline
+    assert re.search(r"host key +ssh-ed25519 SHA256:\S+", out)
+    used = re.search(r"temporary dir (\S+)", out)
+    assert used and Path(used.group(1)).parent == tmpdir
+    assert list(tmpdir.iterdir()) == []  # the temporary directory is gone
+    assert wait_until_gone(home) == []
+    with pytest.raises(ProcessLookupError):
+        os.killpg(demo.pid, 0)  # nothing is left in the demo's process group either
+
+
+class Tmux:
+    def __init__(self, socket_path: Path, env: dict[str, str]) -> None:
+        assert TMUX is not None
+        self.base = [TMUX, "-S", str(socket_path), "-f", "/dev/null"]
+        self.env = env
+        self.server_pid: int | None = None
+
+    def run(self, *args: str) -> str:
+        result = subprocess.run([*self.base, *args], capture_output=True, text=True, env=self.env, timeout=10)
+        return result.stdout
+
+    def start(self, command: str) -> None:
+        subprocess.run(
+            [*self.base, "new-session", "-d", "-s", "demo", "-x", "200", "-y", "50", command],
+            check=True, env=self.env, cwd=REPO_ROOT, timeout=10,
+        )
+        self.run("set-option", "-g", "remain-on-exit", "on")  # keep the report readable after exit
+        self.server_pid = int(self.run("display-message", "-p", "#{pid}").strip())
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-S", "-200", "-t", "demo")
+
+    def wait_for(self, pattern: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if re.search(pattern, screen):
+                return screen
+            time.sleep(0.1)
+        pytest.fail(f"{pattern!r} never appeared; the screen was:\n{self.screen()}")
+
+    def pane_dead(self) -> bool:
+        return self.run("display-message", "-p", "-t", "demo", "#{pane_dead}").strip() == "1"
+
+    def stop(self) -> None:
+        if self.server_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.server_pid, signal.SIGTERM)
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("leave", ["exit", "~."])
+def test_demo_in_a_terminal(tmp_path: Path, leave: str) -> None:
+    env, home, tmpdir = demo_env(tmp_path)
+    tmux = Tmux(tmp_path / "tmux.sock", env)
+    try:
+        tmux.start(f"{sys.executable} -m sshtui demo")
+        tmux.wait_for(r"Leave with `exit`")
+        time.sleep(0.5)  # let the login shell print its prompt
+        tmux.run("send-keys", "-t", "demo", "echo tmux-$((6*7))", "Enter")
+        tmux.wait_for(r"(?m)^tmux-42\s*$")
+        if leave == "exit":
+            tmux.run("send-keys", "-t", "demo", "exit", "Enter")
+            expected = "Connection report (the remote program exited with status 0)"
+        else:
+            tmux.run("send-keys", "-t", "demo", "-l", "~.")
+            expected = "Connection report (disconnected with ~.)"
+        screen = tmux.wait_for(re.escape(expected))
+        assert "USERAUTH_SUCCESS" in screen
+        deadline = time.monotonic() + 10
+        while not tmux.pane_dead() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert tmux.pane_dead()
+        assert wait_until_gone(home, ignore=tmux.server_pid) == []
+        assert list(tmpdir.iterdir()) == []
+    finally:
+        tmux.stop()
