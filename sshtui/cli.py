@@ -107,7 +107,9 @@ def _add_exec_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="write the final connection statistics (algorithms, rekeys, bytes, windows, timeline) as JSON",
     )
     importlib.import_module("sshtui.forward_spec").add_forward_options(run)  # -L -R -D -J
-    run.add_argument("destination", metavar="DEST", help="[user@]host[:port] or [user@][ipv6]:port")
+    run.add_argument(
+        "destination", metavar="DEST", help="[user@]host[:port], [user@][ipv6]:port or a saved host name"
+    )
     run.add_argument("command", metavar="COMMAND", nargs=argparse.REMAINDER, help="the remote command")
     run.set_defaults(handler=_run_exec)
 

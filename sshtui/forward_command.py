@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
 import signal
 import sys
 import time
@@ -33,6 +32,7 @@ from sshtui.options import ConnectionSettings, OptionError, build_client_options
 from sshtui.prompts import Prompter
 from sshtui.ssh.errors import SSHError
 from sshtui.ssh.snapshot import to_jsonable
+from sshtui.store.atomic import atomic_write
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -51,12 +51,16 @@ class ForwardSession:
     remote forwards are requested on each client passed to ``attach``."""
 
     def __init__(
-        self, specs: Sequence[ForwardSpec], source: ClientSource, report: Callable[[str], None] = error
+        self,
+        specs: Sequence[ForwardSpec],
+        source: ClientSource,
+        report: Callable[[str], None] = error,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.specs = tuple(specs)
         self._report = report
         self.local = [LocalForward(spec, source) for spec in specs if spec.kind != "remote"]
-        self.remote = RemoteForwards([spec for spec in specs if spec.kind == "remote"], report)
+        self.remote = RemoteForwards([spec for spec in specs if spec.kind == "remote"], report, announce)
 
     async def start_listeners(self) -> None:
         for forward in self.local:
@@ -117,7 +121,7 @@ async def start_exec_forwards(client: SSHClient, specs: Sequence[ForwardSpec]) -
     """``sshtui exec -L/-R/-D``: the forwards live on the command's one connection."""
     if not specs:
         return None
-    session = ForwardSession(specs, FixedClient(client))
+    session = ForwardSession(specs, FixedClient(client), announce=error)  # no status lines to show ports
     await session.start_listeners()
     await session.attach(client)
     return session
@@ -228,16 +232,15 @@ async def _serve(
     await session.start_listeners()
     status = _Status(request, reconnector, session)
     status.emit()
-    code = EXIT_OK
-    if not session.usable:
+    if session.usable:
+        code = await _wait_for_end(request, reconnector, status, stopping)
+    else:
         error("no forward could be started")
         code = EXIT_FAILURE
-    else:
-        code = await _wait_for_end(request, reconnector, status, stopping)
     stopping.cancel()
+    status.emit(final=True)  # the counters as they stand, before everything is torn down
     await session.close()
     await reconnector.close()
-    status.emit(final=True)
     return code
 
 
@@ -286,9 +289,7 @@ class _Status:
             self._write(self.request.stats_json, document)
 
     def _write(self, path: Path, document: dict[str, Any]) -> None:
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            temporary.write_text(json.dumps(document, indent=1) + "\n")
-            os.replace(temporary, path)
+            atomic_write(path, (json.dumps(document, indent=1) + "\n").encode())  # readers never see half
         except OSError as exc:
             error(f"cannot write --stats-json file {path}: {exc.strerror or exc}")

@@ -250,6 +250,8 @@ The forwards run until Ctrl+C or SIGTERM. When the SSH connection drops the loca
 new connections wait up to 10 s for the reconnection (1 s, 2 s, 4 s ... up to 60 s apart) and are
 refused otherwise; remote forwards are requested again once reconnected. A forward that cannot start
 (bad specification, port in use, refused by the server) is reported and the others carry on.
+Unless given with -o, ConnectTimeout is 30 s and ServerAliveInterval 15 s, so that a server that
+vanished without a word is noticed.
 """
 
 

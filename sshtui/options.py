@@ -30,7 +30,7 @@ from sshtui.ssh.config import (
     apply_list_option,
 )
 from sshtui.ssh.crypto.ciphers import CIPHERS
-from sshtui.ssh.crypto.hostkeys import HOST_KEY_ALGORITHMS
+from sshtui.ssh.crypto.hostkeys import HOST_KEY_ALGORITHMS, SUPPORTED_HOST_KEY_ALGORITHMS
 from sshtui.ssh.crypto.kex_registry import KEX_METHODS
 from sshtui.ssh.crypto.macs import MACS
 from sshtui.ssh.errors import SSHError
@@ -52,7 +52,8 @@ KNOWN_HOSTS_NAMES = ("known_hosts", "known_hosts2")
 OPTION_NAMES = {
     name.lower(): name
     for name in (
-        "BatchMode", "Ciphers", "ConnectTimeout", "HostKeyAlgorithms", "IdentitiesOnly", "IdentityFile",
+        "BatchMode", "Ciphers", "ConnectTimeout", "HashKnownHosts", "HostKeyAlgorithms", "IdentitiesOnly",
+        "IdentityFile", "UpdateHostKeys",
         "KexAlgorithms", "MACs", "Port", "PubkeyAcceptedAlgorithms", "RekeyLimit", "ServerAliveCountMax",
         "ServerAliveInterval", "StrictHostKeyChecking", "User", "UserKnownHostsFile",
     )
@@ -211,6 +212,8 @@ class ConnectionSettings:
     pubkey_accepted_algorithms: tuple[str, ...] = DEFAULT_PUBKEY_ALGORITHMS
     strict_host_key_checking: str = "ask"
     user_known_hosts_files: tuple[Path, ...] = ()
+    hash_known_hosts: bool = False
+    update_host_keys: str | None = None  # yes, no or ask; None: ask when interactive, else no
     rekey_bytes: int = DEFAULT_REKEY_BYTES
     rekey_seconds: float | None = DEFAULT_REKEY_SECONDS
     server_alive_interval: float = 0.0
@@ -226,7 +229,9 @@ _LISTS = {
     "KexAlgorithms": ("kex_algorithms", DEFAULT_KEX, tuple(KEX_METHODS)),
     "Ciphers": ("ciphers", DEFAULT_CIPHERS, tuple(CIPHERS)),
     "MACs": ("macs", DEFAULT_MACS, tuple(MACS)),
-    "HostKeyAlgorithms": ("host_key_algorithms", DEFAULT_HOST_KEY_ALGORITHMS, tuple(HOST_KEY_ALGORITHMS)),
+    "HostKeyAlgorithms": (
+        "host_key_algorithms", DEFAULT_HOST_KEY_ALGORITHMS, tuple(SUPPORTED_HOST_KEY_ALGORITHMS),
+    ),
     "PubkeyAcceptedAlgorithms": (
         "pubkey_accepted_algorithms", DEFAULT_PUBKEY_ALGORITHMS, tuple(HOST_KEY_ALGORITHMS),
     ),
@@ -268,6 +273,13 @@ def _apply(settings: ConnectionSettings, name: str, value: str, home: Path) -> N
         settings.identities_only = parse_flag(name, value)
     elif name == "BatchMode":
         settings.batch_mode = parse_flag(name, value)
+    elif name == "HashKnownHosts":
+        settings.hash_known_hosts = parse_flag(name, value)
+    elif name == "UpdateHostKeys":
+        choice = {"true": "yes", "false": "no"}.get(value.lower(), value.lower())
+        if choice not in ("yes", "no", "ask"):
+            raise OptionError(f"UpdateHostKeys: bad value {value!r} (expected yes, no or ask)")
+        settings.update_host_keys = choice
     elif name == "User":
         settings.user = value
     elif name == "Port":
@@ -291,7 +303,7 @@ def resolve_settings(
 
     Warnings about the config files (skipped ``Match`` blocks, unknown keywords) go to stderr."""
     home = home if home is not None else Path(os.path.expanduser("~"))
-    dest = parse_destination(destination)
+    dest, options = apply_saved_host(parse_destination(destination), options)
     settings = ConnectionSettings(
         host=dest.host,
         user=dest.user,
@@ -372,16 +384,46 @@ def _apply_ssh_config(
     return resolved.identity_files
 
 
-def host_key_offer(settings: ConnectionSettings, known_types: Collection[str]) -> tuple[str, ...]:
+# --- saved hosts (``sshtui hosts``): a saved name as DEST, looked up before ssh_config --------------
+
+
+def apply_saved_host(dest: Destination, options: Sequence[str]) -> tuple[Destination, list[str]]:
+    """A DEST naming a saved host becomes its address, user and port (a user or port written in DEST
+    wins); its key files and algorithm overrides go after the ``-o`` options, which win over them."""
+    from sshtui.store.hosts import HostsError, resolve_dest
+
+    try:
+        saved = resolve_dest(dest.host)
+    except HostsError as exc:
+        raise OptionError(exc.message) from None
+    if saved is None:
+        return dest, list(options)
+    if saved.jump_hosts:
+        print(
+            f'sshtui: warning: saved host "{saved.name}": jump hosts are not applied by this command yet '
+            f"(pass -J {','.join(saved.jump_hosts)}); connecting directly",
+            file=sys.stderr, flush=True,
+        )
+    merged = Destination(saved.hostname, dest.user or saved.user, dest.port or saved.port)
+    return merged, [*options, *saved.ssh_options()]
+
+
+def host_key_offer(
+    settings: ConnectionSettings, known_types: Collection[str], *, cert_authority: bool = False
+) -> tuple[str, ...]:
     """The host key algorithms to offer: with the default list, those matching key types that
     known_hosts already holds for this host go first (ECDSA ones are added for that), so a
-    known server is not met with a key type we would have to treat as new."""
+    known server is not met with a key type we would have to treat as new; before them the
+    certificate algorithms when a ``@cert-authority`` line covers the host."""
+    from sshtui.net.trust import certificates_first
+
     configured = settings.host_key_algorithms
-    if settings.host_key_algorithms_set or not known_types:
+    if settings.host_key_algorithms_set or not (known_types or cert_authority):
         return configured
     candidates = (*configured, *(a for a in ECDSA_HOST_KEY_ALGORITHMS if a not in configured))
     preferred = tuple(a for a in candidates if HOST_KEY_ALGORITHMS[a].key_type in known_types)
-    return preferred + tuple(a for a in configured if a not in preferred)
+    offer = preferred + tuple(a for a in configured if a not in preferred)
+    return certificates_first(offer) if cert_authority else offer
 
 
 def transport_config(settings: ConnectionSettings, host_key_algorithms: tuple[str, ...]) -> TransportConfig:
@@ -404,16 +446,39 @@ def build_client_options(
     (stderr by default), as ssh(1) prints them."""
     from sshtui.net.auth import AuthOptions
     from sshtui.net.client import ClientOptions
+    from sshtui.net.hostkey_rotation import HostKeyUpdater, accepted_key_types, yes_no
     from sshtui.net.trust import TrustPolicy
     from sshtui.store.known_hosts import KnownHosts
 
     interactive = not settings.batch_mode  # BatchMode: methods that need an answer are not even tried
     files = settings.user_known_hosts_files
-    offer = host_key_offer(settings, KnownHosts.load(files).known_key_types(settings.host, settings.port))
+    known = KnownHosts.load(files)
+    offer = host_key_offer(
+        settings,
+        known.known_key_types(settings.host, settings.port),
+        cert_authority=known.has_cert_authority(settings.host, settings.port),
+    )
     policy = TrustPolicy(
         files,
         strict=settings.strict_host_key_checking,
+        hash_known_hosts=settings.hash_known_hosts,
         ask=prompter.confirm_host_key if interactive else None,
+    )
+    rotation_mode = settings.update_host_keys or ("ask" if interactive else "no")
+    updater = HostKeyUpdater(
+        files,
+        rotation_mode,
+        # Keys the server lists are learned only if we would accept them in a key exchange.
+        accepted_key_types=accepted_key_types(
+            offer if settings.host_key_algorithms_set else (*offer, *ECDSA_HOST_KEY_ALGORITHMS)
+        ),
+        hash_known_hosts=settings.hash_known_hosts,
+        confirm=yes_no(lambda question: prompter.ask(question, echo=True)) if interactive else None,
+        on_learned=(
+            (lambda record: print(f"sshtui: {record.describe()}", file=notices or sys.stderr, flush=True))
+            if rotation_mode == "ask"
+            else None
+        ),
     )
 
     async def verify(host: str, port: int, algorithm: str, key_blob: bytes) -> object:
@@ -438,6 +503,7 @@ def build_client_options(
         transport=transport_config(settings, offer),
         auth=auth,
         verify_host_key=verify,
+        on_host_keys=updater if rotation_mode != "no" else None,
         connect_timeout=settings.connect_timeout,
         server_alive_interval=settings.server_alive_interval,
         server_alive_count_max=settings.server_alive_count_max,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sshtui.cli import main
+from sshtui.options import ConnectionSettings, resolve_settings
 
 Capture = pytest.CaptureFixture[str]
 
@@ -189,3 +191,61 @@ def test_import_of_a_missing_file_is_one_line(config_home: Path, tmp_path: Path,
     code, out, err = run(capsys, "import", "-F", str(tmp_path / "nope"))
     assert code == 1 and out == ""
     assert err.startswith("sshtui: ") and "nope" in err and err.count("\n") == 1
+
+
+# --- a saved name as DEST for sshtui exec ------------------------------------------------------------
+
+
+def exec_settings(dest: str, home: Path, **flags: Any) -> ConnectionSettings:
+    return resolve_settings(dest, home=home, config_file="none", system_config_file=None, **flags)
+
+
+def test_saved_host_is_used_as_exec_destination(config_home: Path, tmp_path: Path, capsys: Capture) -> None:
+    key = tmp_path / "id_saved"
+    key.write_text("a key file")
+    run(
+        capsys, "add", "web1", "--hostname", "web1.example.com", "--port", "2222", "--user", "deploy",
+        "-i", str(key), "--ciphers", "aes256-ctr", "--kex", "curve25519-sha256",
+    )
+
+    settings = exec_settings("web1", tmp_path)
+
+    assert (settings.host, settings.port, settings.user) == ("web1.example.com", 2222, "deploy")
+    assert settings.identity_files == (key,)
+    assert settings.ciphers == ("aes256-ctr",)
+    assert settings.kex_algorithms == ("curve25519-sha256",)
+
+
+def test_command_line_wins_over_the_saved_host(config_home: Path, tmp_path: Path, capsys: Capture) -> None:
+    run(capsys, "add", "web1", "--hostname", "web1.example.com", "--port", "2222", "--user", "deploy",
+        "--ciphers", "aes256-ctr")
+
+    assert exec_settings("root@web1:2200", tmp_path).user == "root"
+    assert exec_settings("root@web1:2200", tmp_path).port == 2200
+    flagged = exec_settings("web1", tmp_path, user="admin", port="22", options=["Ciphers=aes128-ctr"])
+    assert (flagged.user, flagged.port, flagged.ciphers) == ("admin", 22, ("aes128-ctr",))
+
+
+def test_unsaved_names_stay_literal(config_home: Path, tmp_path: Path, capsys: Capture) -> None:
+    run(capsys, "add", "web1", "--hostname", "web1.example.com")
+    settings = exec_settings("web2", tmp_path)
+    assert (settings.host, settings.port, settings.user) == ("web2", 22, None)
+
+
+def test_saved_jump_hosts_are_announced_not_silently_dropped(
+    config_home: Path, tmp_path: Path, capsys: Capture
+) -> None:
+    run(capsys, "add", "inner", "--hostname", "10.1.1.1", "--jump", "bastion")
+    exec_settings("inner", tmp_path)
+    assert "jump hosts are not applied" in capsys.readouterr().err
+
+
+def test_exec_with_a_broken_hosts_file_fails_on_one_line(config_home: Path, capsys: Capture) -> None:
+    config_home.mkdir(parents=True)
+    (config_home / "hosts.toml").write_text("[hosts.web1\n")
+
+    code = main(["exec", "-F", "none", "web1", "true"])
+
+    err = capsys.readouterr().err
+    assert code == 255
+    assert err.count("\n") == 1 and "hosts.toml: invalid TOML at line 1" in err

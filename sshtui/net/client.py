@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from sshtui.ssh.userauth import (
 )
 
 HostKeyVerifier = Callable[[str, int, str, bytes], Awaitable[object]]
+HOST_KEYS_GRACE_SECONDS = 5.0
 SnapshotCallback = Callable[[ConnectionSnapshot], None]
 _AUTH_EVENTS = (
     AuthBanner,
@@ -68,6 +69,8 @@ class ClientOptions:
     sock: Any = None  # an already connected socket-like transport target (jump hosts)
     # Instead of TCP: given the protocol factory, connect it to some transport (ProxyJump channels).
     open_transport: Callable[[Callable[[], asyncio.Protocol]], Awaitable[object]] | None = None
+    # hostkeys-00@openssh.com from the server (UpdateHostKeys): see net/hostkey_rotation.py.
+    on_host_keys: Callable[[SSHClient, m.Hostkeys], Coroutine[Any, Any, object]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,9 @@ class SSHClient:
         self._auth_events: asyncio.Queue[Any] = asyncio.Queue()
         self._auth_ready: asyncio.Future[None] = self._loop.create_future()
         self._host_key_task: asyncio.Task[None] | None = None
+        self._host_keys_task: asyncio.Task[object] | None = None
+        self.server_host_key: bytes | None = None  # the key (or certificate) blob the server proved
+        self.host_key_outcome: object = None  # what verify_host_key returned for it
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self.error: BaseException | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -239,6 +245,10 @@ class SSHClient:
         elif isinstance(event, ce.GlobalRequestReceived):
             if event.want_reply:
                 self.conn.require_channels().reply_global(False)
+            elif type(event.request) is m.Hostkeys and self._host_keys_task is None:
+                handler = self.options.on_host_keys
+                if handler is not None:
+                    self._host_keys_task = self._loop.create_task(handler(self, event.request))
         elif isinstance(event, ce.ChannelOpenRequested):
             if self.on_channel_open_request is not None:
                 self.on_channel_open_request(event)
@@ -262,7 +272,9 @@ class SSHClient:
         verifier = self.options.verify_host_key
         try:
             if verifier is not None:
-                await verifier(self.options.host, self.options.port, event.algorithm, event.key_blob)
+                host, port = self.options.host, self.options.port
+                self.host_key_outcome = await verifier(host, port, event.algorithm, event.key_blob)
+            self.server_host_key = event.key_blob
         except HostKeyRejected as exc:
             self._dispatch(self.conn.reject_host_key(exc.message, self._loop.time()))
             self._flush()
@@ -380,11 +392,15 @@ class SSHClient:
         return self.conn.snapshot()
 
     async def close(self) -> None:
+        rotation = self._host_keys_task
+        if rotation is not None and not rotation.done() and not self.closed.done():
+            # Let a host key update that is under way finish: it is one round trip.
+            await asyncio.wait({rotation}, timeout=HOST_KEYS_GRACE_SECONDS)
         if not self.closed.done():
             self.conn.disconnect("closed by user", self._loop.time())
             self._flush()
             self._finish(None)
-        for task in (self._keepalive_task, self._snapshot_task, self._host_key_task):
+        for task in (self._keepalive_task, self._snapshot_task, self._host_key_task, self._host_keys_task):
             if task is not None and not task.done():
                 task.cancel()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any
 
 from sshtui.forward_spec import ForwardSpec, join_host_port
@@ -38,6 +39,12 @@ def open_failure_text(exc: ChannelOpenError) -> str:
     except ValueError:
         name = f"open failure {exc.open_reason}"
     return exc.description or name
+
+
+def os_error_text(exc: OSError) -> str:
+    # asyncio wraps the reason ("error while attempting to bind on address ..."); the errno says it best.
+    code = exc.errno or 0
+    return os.strerror(code) if code > 0 else (exc.strerror or str(exc))
 
 
 def peer_text(address: Any) -> str:
@@ -127,7 +134,7 @@ class LocalForward:
                 self._serve, self.spec.bind_host, self.spec.listen_port, limit=CHUNK
             )
         except OSError as exc:
-            reason = f"cannot listen on {self.spec.listen}: {exc.strerror or exc}"
+            reason = f"cannot listen on {self.spec.listen}: {os_error_text(exc)}"
             self.counters.set_state(ForwardState.FAILED, reason)
             raise ForwardError(f"{self.spec.label}: {reason}") from None
         self.counters.listen = join_host_port(self.spec.listen_host or "*", self.port)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sshtui.forward_spec import ForwardSpec, join_host_port
 from sshtui.net.client import SSHClient
-from sshtui.net.forward_local import CHUNK, bridge
+from sshtui.net.forward_local import CHUNK, bridge, os_error_text
 from sshtui.net.forward_snapshot import ForwardCounters, ForwardSnapshot, ForwardState
 from sshtui.ssh.channels.events import ChannelOpenRequested
 from sshtui.ssh.constants import OpenFailureReason
@@ -46,11 +45,18 @@ class RemoteForward:
 
 class RemoteForwards:
     """Every ``-R`` forward of one session. ``attach`` each new client; ``report`` hears one line
-    per forward whenever the server starts refusing it."""
+    per forward whenever the server starts refusing it, ``announce`` the port the server chose
+    for a port 0 forward (as ssh(1) prints "Allocated port ...")."""
 
-    def __init__(self, specs: Sequence[ForwardSpec], report: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        specs: Sequence[ForwardSpec],
+        report: Callable[[str], None] | None = None,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
         self.forwards = [RemoteForward(spec) for spec in specs]
         self._report = report
+        self._announce = announce
         self._tasks: set[asyncio.Task[Any]] = set()
         self._client: SSHClient | None = None
 
@@ -110,6 +116,8 @@ class RemoteForwards:
         forward.bound_port = port
         forward.counters.listen = join_host_port(spec.listen_host, port)
         forward.counters.set_state(ForwardState.LISTENING)
+        if spec.listen_port == 0 and self._announce is not None:
+            self._announce(f"{spec.label}: the server allocated port {port} (forwarding to {spec.target})")
 
     def _match(self, address: str, port: int) -> RemoteForward | None:
         candidates = [f for f in self.forwards if f.bound_port == port]
@@ -144,7 +152,7 @@ class RemoteForwards:
                             spec.target_host, spec.target_port, limit=CHUNK
                         )
             except (OSError, TimeoutError) as exc:
-                reason = _os_error_text(exc) if isinstance(exc, OSError) else "connection timed out"
+                reason = os_error_text(exc) if isinstance(exc, OSError) else "connection timed out"
                 client.reject_channel(local_id, OpenFailureReason.CONNECT_FAILED, reason)
                 forward.counters.failed_with(live, f"{spec.target}: {reason}")
                 return
@@ -160,9 +168,3 @@ class RemoteForwards:
             pass  # closing
         finally:
             forward.counters.finished(live)
-
-
-def _os_error_text(exc: OSError) -> str:
-    # asyncio puts "Connect call failed (address)" in strerror; the errno's own text is the reason.
-    code = exc.errno or 0
-    return os.strerror(code) if code > 0 else (exc.strerror or str(exc))

@@ -143,7 +143,9 @@ class Reconnector:
         self._connections += 1
         self._reason = ""
         for hook in self.on_connect:
-            await hook(client)
+            # A hook fails only when the connection failed again already: _keep notices that.
+            with contextlib.suppress(SSHError, OSError):
+                await hook(client)
         self._connected.set()
         self._notify(True, "")
 

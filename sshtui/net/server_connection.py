@@ -1,10 +1,9 @@
 """One client connection of the embedded server: the asyncio driver of a sans-IO
 ``ServerConnection`` (RFC 4253 transport, RFC 4252 authentication, RFC 4254 channels).
 
-Socket bytes go in, events come out and are acted on, and what the core queued is written
-back, as ``sshtui.net.client`` does for the client. Timers enforce the login grace time, the
-idle timeout and time-based rekeying; failed authentication attempts are answered only after
-a growing delay, during which the socket is not read.
+Socket bytes go in, events are acted on, queued bytes go out, as in ``sshtui.net.client``.
+Timers enforce the login grace time, the idle timeout and time-based rekeying; a failed
+authentication attempt is answered only after a growing delay, while the socket is not read.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import signal
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +59,7 @@ class ConnectionHandler(asyncio.Protocol):
         self._policy = server.session_policy
         self._handlers: dict[int, ChannelHandler] = {}
         self._sessions: dict[int, SessionHandler] = {}
-        self._all_sessions: list[SessionHandler] = []
+        self._unreaped: set[SessionHandler] = set()  # sessions whose program may still run
         self._opening: dict[int, SocketBridge] = {}  # forwarded-tcpip channels awaiting the client
         self._tasks: set[asyncio.Task[Any]] = set()
         self._forwards = RemoteForwards(self._open_forwarded, options.allow_forward_bind_any, self.label)
@@ -232,7 +230,8 @@ class ConnectionHandler(asyncio.Protocol):
                 return
             session = SessionHandler(self._link(local_id, "session"), self._policy)
             self._sessions[local_id] = session
-            self._all_sessions.append(session)
+            self._unreaped.add(session)
+            session.reaped.add_done_callback(lambda _: self._unreaped.discard(session))
             self._handlers[local_id] = session
             layer.accept_open(local_id)
         elif type(body) is m.DirectTcpip:  # not its subclass ForwardedTcpip, which only servers open
@@ -366,10 +365,8 @@ class ConnectionHandler(asyncio.Protocol):
             self._sock.close()
 
     def kill_programs(self) -> None:
-        for session in self._all_sessions:
-            if session.proc is not None and not session.reaped.done():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(session.proc.pid, signal.SIGKILL)
+        for session in list(self._unreaped):
+            session.kill()
 
     def _end(self) -> None:
         if self._ended:
@@ -389,7 +386,7 @@ class ConnectionHandler(asyncio.Protocol):
         t = snapshot.transport
         log.info("%s: connection closed: %d bytes in, %d bytes out, %d key exchange(s)",
                  self.label, t.bytes_received, t.bytes_sent, t.kex_count)
-        waits = [s.reaped for s in self._all_sessions if not s.reaped.done()]
+        waits = [s.reaped for s in self._unreaped if not s.reaped.done()]
         if waits:
             asyncio.gather(*waits, return_exceptions=True).add_done_callback(self._finished)
         else:

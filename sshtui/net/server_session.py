@@ -352,6 +352,11 @@ class SessionHandler:
         self.link.close()
         log.info("%s: program exited with %s", self.link.label, describe_exit(proc.returncode))
 
+    def kill(self) -> None:
+        """SIGKILL the program's process group now (shutdown after the grace period)."""
+        if self.proc is not None and not self._exited:
+            kill_group(self.proc.pid, signal.SIGKILL)
+
     def on_closed(self) -> None:
         """The channel is gone: release descriptors and end the program's process group."""
         if self._closed:

@@ -4,20 +4,38 @@ and HashKnownHosts (RFC 4251 §4.1: the client must check that the host key real
 A changed or revoked key always refuses the connection. An unknown key is refused (``yes``), learned
 silently (``accept-new``, ``no``) or learned once the user agrees (``ask``). Learned keys are appended
 to the first known_hosts file; the others (such as /etc/ssh/ssh_known_hosts) are only read.
+
+A host certificate (OpenSSH PROTOCOL.certkeys) is trusted through the ``@cert-authority`` line of
+its CA; an expired, misnamed or revoked one is refused. With no line for its CA, the certified key
+is judged as a plain key, as ssh(1) does.
 """
 
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sshtui.ssh.crypto.hostkeys import HOST_KEY_ALGORITHMS, public_key_type
-from sshtui.ssh.errors import HostKeyError, HostKeyRejected, LocalProtocolError
+from sshtui.ssh.config import ECDSA_HOST_KEY_ALGORITHMS
+from sshtui.ssh.crypto.certificates import Certificate, is_certificate_type, parse_certificate
+from sshtui.ssh.crypto.hostkeys import (
+    CERTIFICATE_HOST_KEY_ALGORITHMS,
+    SUPPORTED_HOST_KEY_ALGORITHMS,
+    fingerprint_sha256,
+    public_key_type,
+)
+from sshtui.ssh.errors import HostKeyError, HostKeyRejected, LocalProtocolError, SSHError
 from sshtui.store import known_hosts
-from sshtui.store.known_hosts import KnownHosts, KnownHostsError, KnownHostsWarning, TrustDecision
+from sshtui.store.known_hosts import (
+    CertificateDecision,
+    KnownHosts,
+    KnownHostsError,
+    KnownHostsWarning,
+    TrustDecision,
+)
 
 StrictMode = Literal["yes", "accept-new", "no", "ask"]
 OutcomeStatus = Literal["trusted", "learned", "accepted-once"]
@@ -52,6 +70,11 @@ class HostKeyRevoked(HostKeyTrustError):
 
 class HostKeyUnknown(HostKeyTrustError):
     """No key of this type is known for the host and the policy (or the user) did not accept it."""
+
+
+class HostCertificateInvalid(HostKeyTrustError):
+    """A host certificate from a trusted CA that is not valid here: expired, not yet valid, not
+    naming this host, not a host certificate, or unreadable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +114,7 @@ class TrustOutcome:
     written_to: Path | None = None
     notice: str = ""
     warnings: tuple[KnownHostsWarning, ...] = ()
+    certificate: Certificate | None = None  # set when a host certificate was trusted through its CA
 
 
 AskUser = Callable[[UnknownHostQuestion], Awaitable[bool]]
@@ -104,6 +128,7 @@ class TrustPolicy:
     strict: str = "ask"
     hash_known_hosts: bool = False
     ask: AskUser | None = None  # None behaves like strict="yes" (OpenSSH's BatchMode)
+    clock: Callable[[], float] = field(default=time.time, repr=False)  # judges certificate validity
 
     def __post_init__(self) -> None:
         mode = _STRICT_VALUES.get(self.strict.lower())
@@ -116,9 +141,40 @@ class TrustPolicy:
     async def verify(self, host: str, port: int, algorithm: str, key_blob: bytes) -> TrustOutcome:
         """Decide on the server's host key; raises a HostKeyTrustError when it must not be used."""
         key_type = public_key_type(key_blob)
-        spec = HOST_KEY_ALGORITHMS.get(algorithm)
+        spec = SUPPORTED_HOST_KEY_ALGORITHMS.get(algorithm)
         if spec is not None and spec.key_type != key_type:
             raise HostKeyError(f"host key is {key_type!r:.64} but {algorithm} was negotiated")
+        if is_certificate_type(key_type):
+            return await self._verify_certificate(host, port, key_blob)
+        return await self._verify_key(host, port, key_blob)
+
+    async def _verify_certificate(self, host: str, port: int, cert_blob: bytes) -> TrustOutcome:
+        try:
+            cert = parse_certificate(cert_blob)
+        except SSHError as exc:
+            decision = TrustDecision(
+                "unknown", host, port, public_key_type(cert_blob), fingerprint_sha256(cert_blob)
+            )
+            message = _certificate_message(decision.lookup_name, exc.message)
+            raise HostCertificateInvalid(message, decision) from None
+        known = KnownHosts.load(self.known_hosts_files)
+        verdict = known.check_certificate(host, port, cert, self.clock())
+        if verdict.status == "trusted":
+            decision = verdict.as_trust_decision()
+            return TrustOutcome("trusted", decision, warnings=known.warnings, certificate=cert)
+        if verdict.status == "revoked":
+            raise HostKeyRevoked(_revoked_certificate_message(verdict), verdict.as_trust_decision())
+        if verdict.status == "invalid":
+            # ssh(1) retries with the certified key as a plain key: a known_hosts line for it still counts.
+            plain = known.check(host, port, cert.public_blob)
+            if plain.status == "trusted":
+                notice = f"host certificate refused ({verdict.problem}); the key itself is known."
+                return TrustOutcome("trusted", plain, notice=notice, warnings=known.warnings)
+            message = _certificate_message(verdict.lookup_name, verdict.problem, verdict)
+            raise HostCertificateInvalid(message, verdict.as_trust_decision())
+        return await self._verify_key(host, port, cert.public_blob)
+
+    async def _verify_key(self, host: str, port: int, key_blob: bytes) -> TrustOutcome:
         known = KnownHosts.load(self.known_hosts_files)
         decision = self._refuse_if_bad(known.check(host, port, key_blob))
         if decision.status == "trusted":
@@ -166,7 +222,39 @@ class TrustPolicy:
         return TrustOutcome("learned", decision, written_to=target, notice=notice, warnings=warnings)
 
 
+def certificates_first(offer: Sequence[str]) -> tuple[str, ...]:
+    """The host key algorithms to offer when a ``@cert-authority`` line covers the host: the
+    certificate forms of the offered algorithms (and of ECDSA, common for host certificates) go
+    first, as ssh(1) orders them, so that the server presents its certificate."""
+    plain = (*offer, *(a for a in ECDSA_HOST_KEY_ALGORITHMS if a not in offer))
+    certs = [f"{a}-cert-v01@openssh.com" for a in plain]
+    certs = [a for a in certs if a in CERTIFICATE_HOST_KEY_ALGORITHMS and a not in offer]
+    return (*certs, *offer)
+
+
 # --- messages ----------------------------------------------------------------------------------
+
+
+def _certificate_message(name: str, problem: str, verdict: CertificateDecision | None = None) -> str:
+    lines = [f"The host certificate of {name} was refused: {problem}."]
+    if verdict is not None:
+        cert = verdict.certificate
+        lines.append(
+            f"Certificate {cert.key_id!r:.80} (serial {cert.serial}) for {', '.join(cert.principals)[:200]},"
+            f" valid {cert.validity}, signed by CA {cert.ca_fingerprint}"
+            + (f" ({verdict.authority.location})." if verdict.authority is not None else ".")
+        )
+    lines.append("Host key verification failed.")
+    return "\n".join(lines)
+
+
+def _revoked_certificate_message(verdict: CertificateDecision) -> str:
+    return (
+        f"WARNING: REVOKED HOST CERTIFICATE DETECTED for {verdict.lookup_name}!\n"
+        f"The {verdict.certificate.key_type} certificate was refused: {verdict.problem}.\n"
+        "This could mean that a stolen key is being used to impersonate this host.\n"
+        "Host key verification failed."
+    )
 
 
 def _remove_commands(decision: TrustDecision, entries: Sequence[known_hosts.KnownHostEntry]) -> list[str]:

@@ -5,7 +5,8 @@ comma-separated host patterns (``*``, ``?``, ``!`` negation, ``[host]:port`` for
 or one hashed name ``|1|base64(salt)|base64(HMAC-SHA1(salt, name))`` (ssh_config(5) HashKnownHosts),
 key type, base64 key blob, optional comment. Like OpenSSH, names are matched in lower case, and
 ``remove`` does what ``ssh-keygen -R`` does: whole lines go, marker lines stay, ``FILE.old`` keeps
-the previous content.
+the previous content. A host certificate (OpenSSH PROTOCOL.certkeys) is trusted through the
+``@cert-authority`` line of its CA: ``check_certificate``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import hmac
 import os
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
+from sshtui.ssh.crypto.certificates import Certificate, CertificateError, check_host_certificate
 from sshtui.ssh.crypto.hostkeys import fingerprint_sha256, openssh_public_line, public_key_type
 from sshtui.ssh.errors import DecodeError, SSHError
 from sshtui.store.atomic import append_line, atomic_write
@@ -41,6 +43,8 @@ _UNSAFE_HOST_CHARS = re.compile(r"[\s,*?!\[\]#@|\x00-\x1f\x7f]")
 _BRACKETED_HOST = re.compile(r"\[([^\[\]]+)\]:([0-9]{1,5})")
 
 TrustStatus = Literal["trusted", "unknown", "changed", "revoked"]
+# no-authority: no @cert-authority line for this host names the certificate's CA.
+CertificateStatus = Literal["trusted", "invalid", "revoked", "no-authority"]
 Marker = Literal["@cert-authority", "@revoked"]
 
 
@@ -184,6 +188,33 @@ class TrustDecision:
         return frozenset(types)
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateDecision:
+    """What the known_hosts files say about a host certificate, with the lines that say it."""
+
+    status: CertificateStatus
+    host: str
+    port: int
+    certificate: Certificate
+    authority: KnownHostEntry | None = None  # the @cert-authority line of the certificate's CA
+    revoked_by: KnownHostEntry | None = None
+    problem: str = ""  # why it is not trusted, in words
+
+    @property
+    def lookup_name(self) -> str:
+        return host_lookup_name(self.host, self.port)
+
+    def as_trust_decision(self) -> TrustDecision:
+        """The same verdict in the form plain host keys get (certificate blob and fingerprint)."""
+        cert = self.certificate
+        status: TrustStatus = "unknown"
+        if self.status in ("trusted", "revoked"):
+            status = self.status
+        matched = self.revoked_by if self.status == "revoked" else self.authority
+        fingerprint = fingerprint_sha256(cert.blob)
+        return TrustDecision(status, self.host, self.port, cert.key_type, fingerprint, matched)
+
+
 class KnownHosts:
     """The entries of one or more known_hosts files, in file order, and the lines that were skipped."""
 
@@ -228,6 +259,42 @@ class KnownHosts:
     def known_key_types(self, host: str, port: int) -> set[str]:
         """Key types of the plain (unmarked) keys held for this host."""
         return {entry.key_type for entry in self.entries_for(host, port) if entry.marker is None}
+
+    def has_cert_authority(self, host: str, port: int) -> bool:
+        """Whether a ``@cert-authority`` line covers this host (ssh(1) then offers certificates first)."""
+        return any(entry.marker == CERT_AUTHORITY for entry in self.entries_for(host, port))
+
+    def check_certificate(self, host: str, port: int, cert: Certificate, now: float) -> CertificateDecision:
+        """Judge a host certificate whose CA signature is already verified (``parse_certificate``).
+
+        Trusted when a ``@cert-authority`` line for this host (``[host]:port`` lookup, as for plain
+        keys) holds the CA key and the certificate is valid for ``host`` (the bare name) at ``now``;
+        revoked when the CA key, the certified key or the certificate is on a ``@revoked`` line.
+        """
+        for blob, what in (
+            (cert.signature_key, f"the certificate authority key {cert.ca_fingerprint}"),
+            (cert.public_blob, f"the certified host key {cert.fingerprint}"),
+            (cert.blob, "the certificate"),
+        ):
+            revoked = self._revoked.get(blob)
+            if revoked is not None:
+                problem = f"{what} is marked as revoked at {revoked.location}"
+                return CertificateDecision("revoked", host, port, cert, revoked_by=revoked, problem=problem)
+        authorities = [e for e in self.entries_for(host, port) if e.marker == CERT_AUTHORITY]
+        authority = next((e for e in authorities if e.key_blob == cert.signature_key), None)
+        if authority is None:
+            problem = (
+                f"no @cert-authority line for {host_lookup_name(host, port)} holds its CA key"
+                f" {cert.ca_fingerprint}"
+            )
+            if authorities:
+                problem += " (lines for other CAs: " + ", ".join(e.location for e in authorities[:4]) + ")"
+            return CertificateDecision("no-authority", host, port, cert, problem=problem)
+        try:
+            check_host_certificate(cert, host, now)
+        except CertificateError as exc:
+            return CertificateDecision("invalid", host, port, cert, authority, problem=exc.message)
+        return CertificateDecision("trusted", host, port, cert, authority)
 
     def check(self, host: str, port: int, key_blob: bytes) -> TrustDecision:
         key_type = public_key_type(key_blob)
@@ -296,8 +363,31 @@ def remove(path: Path, host: str, port: int) -> int:
     lines = _split_lines(data)
     kept = [line for line in lines if not _removable(line, name)]
     removed = len(lines) - len(kept)
-    if removed == 0:
+    if removed:
+        _rewrite(path, kept)
+    return removed
+
+
+def remove_keys(path: Path, host: str, port: int, key_blobs: Collection[bytes]) -> int:
+    """Remove the unmarked lines naming only this host (plainly or hashed) whose key is one of
+    ``key_blobs``; lines that also cover other names stay. Returns how many went (``FILE.old``
+    keeps the previous content, as with ``remove``)."""
+    name = host_lookup_name(host, port)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         return 0
+    except OSError as exc:
+        raise KnownHostsError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    lines = _split_lines(data)
+    kept = [line for line in lines if not _only_this_key(line, name, key_blobs)]
+    removed = len(lines) - len(kept)
+    if removed:
+        _rewrite(path, kept)
+    return removed
+
+
+def _rewrite(path: Path, kept: list[bytes]) -> None:
     backup = path.with_name(path.name + ".old")
     try:
         backup.unlink(missing_ok=True)
@@ -308,7 +398,6 @@ def remove(path: Path, host: str, port: int) -> int:
         atomic_write(path, b"".join(line + b"\n" for line in kept))
     except OSError as exc:
         raise KnownHostsError(f"{path}: cannot rewrite: {exc.strerror or exc}") from exc
-    return removed
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -400,6 +489,18 @@ def _removable(raw: bytes, name: str) -> bool:
     except _BadLine:
         return False
     return fields is not None and fields.marker is None and fields.hosts.matches(name)
+
+
+def _only_this_key(raw: bytes, name: str, key_blobs: Collection[bytes]) -> bool:
+    try:
+        fields = _split_fields(raw.decode("utf-8", "surrogateescape"))
+        if fields is None or fields.marker is not None:
+            return False
+        hosts = fields.hosts
+        single = hosts.hashed or (len(hosts.patterns) == 1 and hosts.patterns[0] == (False, name, False))
+        return single and hosts.matches(name) and _decode_key(fields.key_type, fields.key_data) in key_blobs
+    except _BadLine:
+        return False
 
 
 def _name_mac(salt: bytes, name: str) -> bytes:

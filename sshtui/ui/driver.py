@@ -4,10 +4,12 @@ The UI never touches client or core objects: it asks the driver to connect, open
 and renders ``ConnectionView``s, the immutable pictures the driver posts as ``ConnectionUpdated``
 messages. Connection snapshots arrive from the client while the handshake runs, so each phase
 (TCP, version, key exchange, host key, authentication, channel) shows as it happens; updates are
-coalesced to at most one per ``publish_interval`` (4 Hz by default) except changes of state, which
-go out at once. Host key questions and authentication prompts become awaited dialogs through the
-``Prompts`` the app supplies. Connects run in Textual workers (``runner``) and never raise: a failure
-becomes the view's ``error`` (one line) and ``detail`` (the whole message).
+coalesced to at most one per ``publish_interval`` (4 Hz by default) except changes of state or
+phase, which go out at once (a handful per connection, so none is lost to coalescing). The client
+samples its state more often while the handshake runs (``HANDSHAKE_SAMPLE_INTERVAL``), so that a
+fast phase is still seen. Host key questions and authentication prompts become awaited dialogs
+through the ``Prompts`` the app supplies. Connects run in Textual workers (``runner``) and never
+raise: a failure becomes the view's ``error`` (one line) and ``detail`` (the whole message).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ HostKeyChoice = Literal["save", "once", "cancel"]
 PHASES = ("tcp", "version", "key exchange", "host key", "authentication", "channel", "ready")
 DEFAULT_CONNECT_TIMEOUT = 60.0  # covers the handshake including the time a dialog is open
 PUBLISH_INTERVAL = 0.25
+HANDSHAKE_SAMPLE_INTERVAL = 0.02
 TERM = "xterm-256color"
 
 
@@ -233,12 +236,13 @@ class SessionDriver:
         self._publish(conn)
 
     def _set(self, conn: Connection, *, phase: str | None = None, state: ConnState | None = None) -> None:
-        changed_state = state is not None and state is not conn.state
+        changed = state is not None and state is not conn.state
         if state is not None:
             conn.state = state
         if phase is not None and PHASES.index(phase) > PHASES.index(conn.phase):
             conn.phase = phase  # phases only move forward, whatever order snapshots come in
-        self._publish(conn, now=changed_state)
+            changed = True
+        self._publish(conn, now=changed)
 
     def _on_snapshot(self, conn: Connection, client: SSHClient | None, snapshot: ConnectionSnapshot) -> None:
         if conn.client is not client and conn.client is not None:
@@ -315,9 +319,10 @@ class SessionDriver:
             self._on_snapshot(conn, holder[0] if holder else None, snapshot)
 
         options.on_snapshot = on_snapshot
-        options.snapshot_interval = self.publish_interval
+        options.snapshot_interval = HANDSHAKE_SAMPLE_INTERVAL
         client = await connect_through(hops, options)
         holder.append(client)
+        client.options.snapshot_interval = self.publish_interval  # read by the client on every round
         return client
 
     def _settings(self, target: ConnectTarget) -> ConnectionSettings:
@@ -356,12 +361,14 @@ class SessionDriver:
                 outcome = await policy.verify(host, port, algorithm, key_blob)
             except _AcceptedOnce:
                 self.prompts.notice(f"Accepted the host key of {host} for this connection only.")
+                self._set(conn, phase="authentication")
                 return None
             except (HostKeyChanged, HostKeyRevoked) as exc:
                 self.prompts.host_key_refused(exc, key_blob)
                 raise
             if outcome.notice:
                 self.prompts.notice(outcome.notice)
+            self._set(conn, phase="authentication")  # what follows an accepted key
             return outcome
 
         return verify

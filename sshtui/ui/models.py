@@ -17,6 +17,7 @@ from sshtui.store.hosts import Host
 Source = Literal["saved", "ssh_config", "quick"]
 UNTAGGED = "untagged"
 SSH_CONFIG_GROUP = "ssh_config"
+QUICK_GROUP = "quick connect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +61,18 @@ def saved_entry(host: Host) -> HostEntry:
     return HostEntry(f"saved:{host.name}", host.name, host.destination, "saved", host.tags, host.notes, host)
 
 
-def build_entries(saved: Iterable[Host], config_aliases: Iterable[str]) -> list[HostEntry]:
-    """Saved hosts in file order, then ssh_config aliases not already saved under that name."""
-    entries = [saved_entry(host) for host in saved]
+def quick_entry(target: ConnectTarget) -> HostEntry:
+    """A destination typed in the filter, listed once connected to (not saved)."""
+    host = target.destination if ":" not in target.destination else f"[{target.destination}]"
+    address = f"{target.user + '@' if target.user else ''}{host}:{target.port or 22}"
+    return HostEntry(f"quick:{target.label}", target.label, address, "quick")
+
+
+def build_entries(
+    saved: Iterable[Host], config_aliases: Iterable[str], quick: Iterable[HostEntry] = ()
+) -> list[HostEntry]:
+    """Quick connects of this session, saved hosts in file order, then ssh_config aliases not saved."""
+    entries = list(quick) + [saved_entry(host) for host in saved]
     taken = {entry.name for entry in entries}
     for alias in config_aliases:
         if alias not in taken:
@@ -78,17 +88,21 @@ def filter_entries(entries: Sequence[HostEntry], query: str) -> list[HostEntry]:
 
 
 def group_entries(entries: Sequence[HostEntry]) -> list[tuple[str, list[HostEntry]]]:
-    """Groups by tag (a host with several tags shows under each), sorted; then untagged, then ssh_config."""
+    """Quick connects; groups by tag (a host with several tags shows under each), sorted; then untagged,
+    then ssh_config."""
     groups: dict[str, list[HostEntry]] = {}
     for entry in entries:
-        if entry.source == "ssh_config":
-            names: Sequence[str] = (SSH_CONFIG_GROUP,)
+        if entry.source == "quick":
+            names: Sequence[str] = (QUICK_GROUP,)
+        elif entry.source == "ssh_config":
+            names = (SSH_CONFIG_GROUP,)
         else:
             names = entry.tags or (UNTAGGED,)
         for name in names:
             groups.setdefault(name, []).append(entry)
-    special = (UNTAGGED, SSH_CONFIG_GROUP)
-    order = sorted(name for name in groups if name not in special) + [n for n in special if n in groups]
+    special = (QUICK_GROUP, UNTAGGED, SSH_CONFIG_GROUP)
+    tags = sorted(name for name in groups if name not in special)
+    order = [QUICK_GROUP] * (QUICK_GROUP in groups) + tags + [n for n in special[1:] if n in groups]
     return [(name, groups[name]) for name in order]
 
 

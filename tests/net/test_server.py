@@ -7,6 +7,9 @@ import hashlib
 import logging
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -400,3 +403,79 @@ async def test_tcpip_forward_allocates_a_loopback_port_and_cancels(server: SSHSe
     assert cancelled
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_idle_timeout_disconnects_quiet_clients(home: Path) -> None:
+    async with await start_server(base_options(idle_timeout=0.3)) as srv:
+        client = await client_for(srv)
+        started = time.monotonic()
+        await asyncio.wait_for(asyncio.shield(client.closed), 5)
+        elapsed = time.monotonic() - started
+        await client.close()
+    assert "idle timeout" in str(client.error)
+    assert 0.1 < elapsed < 4
+
+
+# --- sshtui serve ---------------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _serve_env(home: Path) -> dict[str, str]:
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "HOME": str(home), "PYTHONPATH": python_path}
+
+
+async def test_serve_command_serves_until_interrupted(home: Path, tmp_path: Path) -> None:
+    keys = tmp_path / "authorized_keys"
+    keys.write_text(openssh_public_line(USER_KEY.public_blob) + "\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sshtui", "serve", "--listen", "127.0.0.1:0", "--authorized-keys", str(keys),
+        "--host-key-type", "ed25519", "--host-key-type", "ecdsa",
+        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=_serve_env(home),
+    )
+    try:
+        assert process.stderr is not None
+        banner = b""
+        while (found := re.search(rb"listening on 127\.0\.0\.1 port (\d+)", banner)) is None:
+            line = await asyncio.wait_for(process.stderr.readline(), 20)
+            assert line, banner
+            banner += line
+        port = int(found.group(1))
+        auth = AuthOptions(keys=[USER_KEY], identities_only=True)
+        options = ClientOptions("127.0.0.1", port, "tester", auth=auth, connect_timeout=10)
+        async with await connect(options) as client:
+            assert (await client.run("echo served")).stdout == b"served\n"
+        process.send_signal(signal.SIGINT)
+        rest = await asyncio.wait_for(process.stderr.read(), 20)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = (banner + rest).decode()
+    assert f"[127.0.0.1]:{port} ssh-ed25519 " in log  # known_hosts lines for the generated keys
+    assert "ecdsa-sha2-nistp256 " in log
+    assert "accepted publickey" in log
+    assert "Traceback" not in log
+
+
+def test_serve_refuses_a_non_loopback_address_without_allow_remote(home: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sshtui", "serve", "--listen", "0.0.0.0:2222"],
+        capture_output=True, text=True, timeout=30, env=_serve_env(home),
+    )
+    assert result.returncode == 2
+    assert "not a loopback address" in result.stderr
+    assert "--allow-remote" in result.stderr
+
+
+def test_hash_password_prints_a_line_the_password_file_accepts(home: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sshtui", "serve", "--hash-password", "carol"],
+        input="s3cret words\n", capture_output=True, text=True, timeout=30, env=_serve_env(home),
+    )
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert line.startswith("carol:scrypt$") and "s3cret" not in line
+    assert PasswordFile.parse(line).verify("carol", "s3cret words")

@@ -1,7 +1,8 @@
 """Host key algorithms: public key blobs, signature blobs and fingerprints.
 
 RFC 4253 §6.6 (ssh-rsa blob and signature format), RFC 8332 (rsa-sha2-256/512),
-RFC 5656 §3.1 (ecdsa-sha2-nistp* blobs and signatures), RFC 8709 (ssh-ed25519).
+RFC 5656 §3.1 (ecdsa-sha2-nistp* blobs and signatures), RFC 8709 (ssh-ed25519); OpenSSH
+PROTOCOL.certkeys for the ``*-cert-v01@openssh.com`` host key algorithms (see certificates.py).
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ class KeyFormatError(SSHError):
 @dataclass(frozen=True, slots=True)
 class HostKeyAlgorithm:
     """A signature algorithm usable for host keys. ``hash_name`` is None for Ed25519,
-    which hashes internally."""
+    which hashes internally. For a certificate algorithm, ``certified`` names the plain
+    algorithm the certified key signs with (the signature blob carries that name)."""
 
     name: str
     key_type: str
     hash_name: str | None
     opt_in: bool = False
+    certified: str | None = None
 
 
 HOST_KEY_ALGORITHMS: Mapping[str, HostKeyAlgorithm] = MappingProxyType(
@@ -64,6 +67,26 @@ HOST_KEY_ALGORITHMS: Mapping[str, HostKeyAlgorithm] = MappingProxyType(
 
 DEFAULT_HOST_KEY_ALGORITHMS: tuple[str, ...] = tuple(
     name for name, alg in HOST_KEY_ALGORITHMS.items() if not alg.opt_in
+)
+
+# Host certificates (PROTOCOL.certkeys): opt-in, offered first when a @cert-authority line applies.
+# Kept apart from HOST_KEY_ALGORITHMS, which also lists what user keys may sign with.
+CERTIFICATE_HOST_KEY_ALGORITHMS: Mapping[str, HostKeyAlgorithm] = MappingProxyType(
+    {
+        f"{plain.name}-cert-v01@openssh.com": HostKeyAlgorithm(
+            f"{plain.name}-cert-v01@openssh.com",
+            f"{plain.key_type}-cert-v01@openssh.com",
+            plain.hash_name,
+            opt_in=True,
+            certified=plain.name,
+        )
+        for plain in HOST_KEY_ALGORITHMS.values()
+        if not plain.opt_in
+    }
+)
+# Every algorithm ``verify_signature`` accepts for a server's host key.
+SUPPORTED_HOST_KEY_ALGORITHMS: Mapping[str, HostKeyAlgorithm] = MappingProxyType(
+    {**HOST_KEY_ALGORITHMS, **CERTIFICATE_HOST_KEY_ALGORITHMS}
 )
 
 _HASHES: Mapping[str, type[hashes.HashAlgorithm]] = {
@@ -220,13 +243,22 @@ def verify_signature(algorithm: str, public_blob: bytes, signature_blob: bytes, 
 
     Raises HostKeyError when the signature does not verify or names another algorithm,
     DecodeError when a blob is malformed.
+    For a certificate algorithm the certificate's CA signature is checked too, and ``data``
+    must be signed by the certified key with the matching plain algorithm.
     """
-    spec = HOST_KEY_ALGORITHMS.get(algorithm)
+    spec = SUPPORTED_HOST_KEY_ALGORITHMS.get(algorithm)
     if spec is None:
         raise LocalProtocolError(f"unsupported host key algorithm {algorithm!r:.64}")
     key_type = public_key_type(public_blob)
     if key_type != spec.key_type:
         raise HostKeyError(f"host key is {key_type!r:.64} but {algorithm} was negotiated")
+    if spec.certified is not None:
+        # Imported here: certificates.py builds on this module.
+        from sshtui.ssh.crypto.certificates import parse_certificate
+
+        public_blob = parse_certificate(public_blob).public_blob
+        algorithm = spec.certified
+        spec = HOST_KEY_ALGORITHMS[algorithm]
     signed_with, raw = parse_signature_blob(signature_blob)
     if signed_with != algorithm:
         raise HostKeyError(f"signature uses {signed_with!r:.64} but {algorithm} was negotiated")

@@ -23,7 +23,14 @@ from textual.widgets.option_list import Option
 from sshtui.options import OptionError, parse_destination
 from sshtui.store.hosts import Host, HostsError, HostStore
 from sshtui.ui.driver import ConnectionView, ConnState
-from sshtui.ui.models import ConnectTarget, HostEntry, build_entries, filter_entries, group_entries
+from sshtui.ui.models import (
+    ConnectTarget,
+    HostEntry,
+    build_entries,
+    filter_entries,
+    group_entries,
+    quick_entry,
+)
 from sshtui.ui.screens.dialogs import ConfirmDialog, DetailDialog, HostFormDialog
 
 if TYPE_CHECKING:
@@ -84,11 +91,13 @@ class HostsScreen(Screen[None]):
         self.config_aliases = config_aliases
         self.writable = writable
         self.entries: list[HostEntry] = []
+        self.quick: dict[str, HostEntry] = {}  # destinations typed in the filter and connected to
         self.states: dict[str, ConnectionView] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="Filter hosts, or type user@host:port and press Enter", id="filter")
+        yield Input(placeholder="Filter hosts, or type user@host:port and press Enter", id="filter",
+                    select_on_focus=False)
         yield HostList(id="host-list")
         yield Footer()
 
@@ -113,7 +122,7 @@ class HostsScreen(Screen[None]):
     # -- the list
 
     def reload(self) -> None:
-        self.entries = build_entries(self.store, self.config_aliases)
+        self.entries = build_entries(self.store, self.config_aliases, self.quick.values())
         self.refresh_list()
 
     def visible_entries(self) -> list[HostEntry]:
@@ -125,11 +134,13 @@ class HostsScreen(Screen[None]):
         host_list.clear_options()
         query = self.filter_input.value
         options: list[Option] = []
+        visible = self.visible_entries()
         quick = quick_target(query)
-        if quick is not None:
+        # A bare word is a filter first; it becomes a destination when it matches no host.
+        if quick is not None and (any(c in query for c in "@.:") or not visible):
             options.append(Option(Text.assemble(("⚡ Connect to ", "bold"), query.strip()),
                                   id=QUICK_PREFIX + query.strip()))
-        for group, entries in group_entries(self.visible_entries()):
+        for group, entries in group_entries(visible):
             options.append(Option(Text(f"── {group} ──", style="bold"), disabled=True))
             options += [Option(self._prompt(entry), id=f"{group}|{entry.key}") for entry in entries]
         host_list.add_options(options)
@@ -160,6 +171,22 @@ class HostsScreen(Screen[None]):
         key = self.selected_key()
         return next((entry for entry in self.entries if entry.key == key), None)
 
+    def remember_quick(self, target: ConnectTarget) -> None:
+        """List a quick-connect destination (once), highlighted, so its state and details show."""
+        entry = quick_entry(target)
+        if entry.key not in self.quick:
+            self.quick[entry.key] = entry
+            self.filter_input.value = ""
+            self.reload()
+        self.highlight(entry.key)
+
+    def highlight(self, key: str) -> None:
+        for index in range(self.host_list.option_count):
+            option_id = self.host_list.get_option_at_index(index).id
+            if option_id and option_id.split("|", 1)[-1] == key:
+                self.host_list.highlighted = index
+                return
+
     def connection_updated(self, view: ConnectionView) -> None:
         self.states[view.key] = view
         for index in range(self.host_list.option_count):
@@ -172,8 +199,10 @@ class HostsScreen(Screen[None]):
     # -- filtering
 
     def start_filter(self, character: str) -> None:
-        self.filter_input.focus()
-        self.filter_input.insert_text_at_cursor(character)
+        field = self.filter_input
+        field.value += character
+        field.cursor_position = len(field.value)
+        field.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self) -> None:
@@ -192,7 +221,10 @@ class HostsScreen(Screen[None]):
             elif event.key in ("down", "up"):
                 event.stop()
                 self.host_list.focus()
-                self.host_list.action_cursor_down() if event.key == "down" else self.host_list.action_cursor_up()
+                if event.key == "down":
+                    self.host_list.action_cursor_down()
+                else:
+                    self.host_list.action_cursor_up()
 
     def action_focus_filter(self) -> None:
         self.filter_input.focus()
@@ -212,7 +244,7 @@ class HostsScreen(Screen[None]):
         if option_id.startswith(QUICK_PREFIX):
             target = quick_target(option_id.removeprefix(QUICK_PREFIX))
             if target is not None:
-                self.sshtui.connect_target(f"quick:{target.label}", target)
+                self.sshtui.connect_quick(target)
             return
         entry = self.selected_entry()
         if entry is not None:
@@ -239,8 +271,8 @@ class HostsScreen(Screen[None]):
                 lines += ["", view.detail]
         self.app.push_screen(DetailDialog(entry.name, "\n".join(lines)))
 
-    def action_sessions(self) -> None:
-        self.sshtui.show_sessions()
+    async def action_sessions(self) -> None:
+        await self.sshtui.show_sessions()
 
     # -- editing
 
@@ -321,7 +353,8 @@ class HostsScreen(Screen[None]):
         if entry is None:
             return
         if entry.host is None:
-            self.notify(f"{entry.name} comes from ssh_config; remove it there", severity="warning", markup=False)
+            self.notify(f"{entry.name} comes from ssh_config; remove it there", severity="warning",
+                        markup=False)
             return
         if not self._check_writable():
             return

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import ClassVar
+from collections.abc import Awaitable, Coroutine
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -47,7 +48,7 @@ class ShellPane(TabPane):
         self._can_read.set()
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
         self._resize_timer: Timer | None = None
-        self._size: tuple[int, int] | None = None
+        self._pty_size: tuple[int, int] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         super().__init__(self.title_for(conn.view()), self.terminal, id=pane_id)
 
@@ -68,11 +69,11 @@ class ShellPane(TabPane):
         self._outgoing = asyncio.Queue()
         self._spawn(self._pump(channel))
         self._spawn(self._writer(channel))
-        if self._size is not None and self._size != DEFAULT_SIZE:
-            await channel.resize(*self._size)
+        if self._pty_size is not None and self._pty_size != DEFAULT_SIZE:
+            await channel.resize(*self._pty_size)
 
-    def _spawn(self, coroutine: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -107,20 +108,20 @@ class ShellPane(TabPane):
             self._outgoing.put_nowait(data)
 
     def _resized(self, columns: int, rows: int) -> None:
-        self._size = (columns, rows)
+        self._pty_size = (columns, rows)
         if self._resize_timer is not None:
             self._resize_timer.stop()
         self._resize_timer = self.set_timer(RESIZE_DELAY, self._send_size)
 
     def _send_size(self) -> None:
-        channel, size = self.channel, self._size
+        channel, size = self.channel, self._pty_size
         if channel is not None and size is not None:
             self._spawn(self._quiet(channel.resize(*size)))
 
     @staticmethod
-    async def _quiet(request: object) -> None:
+    async def _quiet(request: Awaitable[None]) -> None:
         with contextlib.suppress(SSHError):
-            await request  # type: ignore[misc]
+            await request
 
     async def _channel_ended(self, channel: Channel) -> None:
         self.channel = None
@@ -146,7 +147,7 @@ class ShellPane(TabPane):
 
     def initial_size(self) -> tuple[int, int]:
         width, height = self.terminal.size
-        return (width, height) if width > 0 and height > 0 else self._size or DEFAULT_SIZE
+        return (width, height) if width > 0 and height > 0 else self._pty_size or DEFAULT_SIZE
 
     async def close(self) -> None:
         channel, self.channel = self.channel, None
@@ -250,8 +251,8 @@ class SessionScreen(Screen[None]):
         if pane is None:
             return
         if pane.conn.state is not ConnState.CONNECTED:
-            self.notify(f"{pane.conn.target.label} is not connected; press r to reconnect", severity="warning",
-                        markup=False)
+            label = pane.conn.target.label
+            self.notify(f"{label} is not connected; press r to reconnect", severity="warning", markup=False)
             return
         self.run_worker(self.add_shell(pane.conn), group="shell", exit_on_error=False)
 

@@ -78,6 +78,8 @@ class TerminalBackend(Protocol):
         """Scrollback line ``index`` (0 is the oldest kept) as segments."""
     def display(self) -> list[str]:
         """The screen as text, one string per row (for tests and screenshots)."""
+    def set_base_style(self, style: Style) -> None:
+        """The style under every cell (the theme's colours for cells in default colours)."""
 
 
 class BackendFactory(Protocol):
@@ -111,17 +113,27 @@ def _rich_colour(name: str) -> str | None:
 
 
 class StyleCache:
-    """One Rich Style per distinct cell appearance, built once."""
+    """One Rich Style per distinct cell appearance, built once, on top of a base style.
 
-    def __init__(self) -> None:
+    The base carries the widget's themed foreground and background, which cells in the terminal's
+    default colours show; combining it here, once per appearance, saves a style addition per segment.
+    """
+
+    def __init__(self, base: Style | None = None) -> None:
         self._styles: dict[tuple[object, ...], Style] = {}
+        self.base = base or Style()
+
+    def set_base(self, base: Style) -> None:
+        if base != self.base:
+            self.base = base
+            self._styles.clear()
 
     def __call__(self, appearance: tuple[object, ...]) -> Style:
         style = self._styles.get(appearance)
         if style is None:
             if len(self._styles) >= STYLE_CACHE_LIMIT:
                 self._styles.clear()
-            style = self._styles[appearance] = self._build(appearance)
+            style = self._styles[appearance] = self.base + self._build(appearance)
         return style
 
     @staticmethod
@@ -293,6 +305,9 @@ class PyteBackend:
         if run:
             segments.append(Segment("".join(run), style_of(run_key or ())))
         return segments
+
+    def set_base_style(self, style: Style) -> None:
+        self.style_of.set_base(style)
 
     def display(self) -> list[str]:
         return ["".join(segment.text for segment in self.row_segments(y)) for y in range(self.rows)]

@@ -290,6 +290,30 @@ class XtermScreen(pyte.Screen):
         if len(self.dirty) < self.lines:  # during a flood every row is already dirty
             self.dirty.update(range(top, bottom + 1))
 
+    def insert_lines(self, count: int | None = None) -> None:
+        self._move_lines(count or 1, insert=True)
+
+    def delete_lines(self, count: int | None = None) -> None:
+        self._move_lines(count or 1, insert=False)
+
+    def _move_lines(self, count: int, *, insert: bool) -> None:
+        # pyte's versions leave a line in place when the blank line that should replace it was never
+        # written to; moving the whole region at once has no such case.
+        top, bottom = self.margins or (0, self.lines - 1)
+        start = self.cursor.y
+        if not top <= start <= bottom:
+            return
+        height = bottom - start + 1
+        count = min(count, height)
+        rows: list[Row | None] = [self.buffer.pop(y, None) for y in range(start, bottom + 1)]
+        blanks: list[Row | None] = [None] * count
+        rows = (blanks + rows)[:height] if insert else (rows + blanks)[count:]
+        for y, row in enumerate(rows, start):
+            if row is not None:
+                self.buffer[y] = row
+        self.dirty.update(range(start, self.lines))
+        self.carriage_return()
+
     def scroll_up(self, count: int | None = None) -> None:
         top, bottom = self.margins or (0, self.lines - 1)
         for _ in range(min(count or 1, bottom - top + 1)):

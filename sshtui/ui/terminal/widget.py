@@ -105,6 +105,7 @@ class TerminalView(Widget, can_focus=True):
         self._refresh_timer: Timer | None = None
         self._last_motion = 0.0
         self._applied_size: tuple[int, int] | None = None
+        self._base_style: Style | None = None
 
     # -- output path -----------------------------------------------------------------------------------
 
@@ -216,19 +217,22 @@ class TerminalView(Widget, can_focus=True):
         # Line-API strips get no CSS colours from Textual: cells in the terminal's default colours
         # take the widget's (themed) foreground and background from this base style.
         base = self.rich_style
+        if base != self._base_style:
+            self._base_style = base
+            self._strips.clear()
+            backend.set_base_style(base)
         if self._scroll_offset:
             line = backend.history_size - self._scroll_offset + y
             if line < 0:
                 return Strip.blank(width, base)
             if line < backend.history_size:
-                return Strip(backend.history_segments(line)).apply_style(base).adjust_cell_length(width, base)
+                return Strip(backend.history_segments(line)).adjust_cell_length(width, base)
             y = line - backend.history_size
         if y >= backend.rows:
             return Strip.blank(width, base)
         strip = self._strips.get(y)
         if strip is None:
-            strip = Strip(backend.row_segments(y)).apply_style(base).adjust_cell_length(width, base)
-            self._strips[y] = strip
+            strip = self._strips[y] = Strip(backend.row_segments(y)).adjust_cell_length(width, base)
         if self._cursor_drawn is not None and self._cursor_drawn[1] == y:
             x = self._cursor_drawn[0]
             strip = Strip.join(

@@ -1,0 +1,223 @@
+"""Terminal emulator throughput and frame cost: what bounds how fast the terminal widget can show output.
+
+    python bench/terminal.py [--size 2M] [--repeat 3] [--backends raw-pyte,sshtui,pyavt] [--json FILE]
+
+Parse throughput (MB/s) is measured for three workloads fed in 64 KiB reads, as an SSH channel delivers
+them, on a 200x50 screen:
+
+- ``plain``: 118-column lines of text, the shape of ``cat`` on a log file;
+- ``sgr``: short words each in its own 256-colour or bold colour, the shape of ``ls --color`` or a
+  coloured compiler log (the issue's target: >= 30 MB/s);
+- ``yes``: ``y\\r\\n`` repeated, the worst case of one scroll per three bytes.
+
+Backends: ``raw-pyte`` is pyte's own Screen and ByteStream (the baseline the research measured),
+``sshtui`` is our PyteBackend (pyte's cells with our parser and fast paths), ``pyavt`` is asciinema's
+Rust ``avt`` behind the same adapter interface (only if ``pip install pyavt`` worked; it does not
+track the mouse/paste/2026 modes nor answer DSR/DA, so it is measured here, not shipped).
+
+Frame cost is the time to turn a full 200x50 screen of coloured text into Textual ``Strip``s, which is
+what ``TerminalView.render_line`` does for every dirty row. Not a test: run by hand on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pyte
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+
+from sshtui.ui.terminal.backend import PyteBackend, StyleCache
+from sshtui.ui.terminal.vt_parser import STANDARD_COLOURS
+
+COLUMNS, ROWS = 200, 50
+READ_SIZE = 64 * 1024
+TARGET_SGR_MB_S = 30.0
+
+
+class Feedable(Protocol):
+    def feed(self, data: bytes) -> None: ...
+
+
+# -- workloads ---------------------------------------------------------------------------------------
+
+
+def plain_text(size: int) -> bytes:
+    line = (("The quick brown fox jumps over the lazy dog 0123456789 " * 3)[:118] + "\r\n").encode()
+    return line * (size // len(line) + 1)
+
+
+def sgr_text(size: int) -> bytes:
+    parts: list[str] = []
+    total, index = 0, 0
+    while total < size:
+        part = f"\x1b[38;5;{index % 256}mword{index % 7} \x1b[1;3{index % 8}mbold\x1b[0m "
+        if index % 12 == 11:
+            part += "\r\n"
+        parts.append(part)
+        total += len(part)
+        index += 1
+    return "".join(parts).encode()
+
+
+def yes_flood(size: int) -> bytes:
+    return b"y\r\n" * (size // 3)
+
+
+WORKLOADS: dict[str, Callable[[int], bytes]] = {"plain": plain_text, "sgr": sgr_text, "yes": yes_flood}
+
+
+# -- backends ----------------------------------------------------------------------------------------
+
+
+class RawPyte:
+    """pyte as shipped: ByteStream into Screen."""
+
+    def __init__(self) -> None:
+        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.stream = pyte.ByteStream(self.screen)
+
+    def feed(self, data: bytes) -> None:
+        self.stream.feed(data)
+
+
+class PyavtBackend:
+    """asciinema's avt (Rust) behind the adapter's feed/take_dirty/row_segments, for comparison."""
+
+    def __init__(self, scrollback: int = 10_000) -> None:
+        import avt  # type: ignore[import-not-found,unused-ignore]
+
+        self._avt: Any = avt
+        self.vt = self._avt.Vt(COLUMNS, ROWS, scrollback_limit=scrollback)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._dirty: set[int] = set()
+        self.style_of = StyleCache()
+
+    def feed(self, data: bytes) -> None:
+        changed, _fell_off_the_scrollback = self.vt.feed_str(self._decoder.decode(data))
+        self._dirty.update(changed)
+
+    def take_dirty(self) -> set[int]:
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def _colour(self, colour: Any) -> str:
+        if colour is None:
+            return "default"
+        if isinstance(colour, self._avt.Color.Indexed):
+            index = colour[0]
+            if index < 8:
+                return STANDARD_COLOURS[index]
+            return "bright_" + STANDARD_COLOURS[index - 8] if index < 16 else f"color({index})"
+        return f"#{colour[0]:02x}{colour[1]:02x}{colour[2]:02x}"
+
+    def row_segments(self, y: int) -> list[Segment]:
+        segments: list[Segment] = []
+        for chunk in self.vt.view()[y].chunks(lambda left, right: left.pen != right.pen):
+            pen = chunk[0].pen
+            appearance = (
+                self._colour(pen.foreground), self._colour(pen.background), pen.bold, pen.italic,
+                pen.underline, pen.strikethrough, pen.inverse, pen.blink,
+            )
+            text = "".join(cell.char for cell in chunk if cell.width)
+            segments.append(Segment(text, self.style_of(appearance)))
+        return segments
+
+
+def make_backend(name: str) -> Any:
+    if name == "raw-pyte":
+        return RawPyte()
+    if name == "sshtui":
+        return PyteBackend(COLUMNS, ROWS)
+    if name == "pyavt":
+        return PyavtBackend()
+    raise SystemExit(f"unknown backend {name!r}")
+
+
+def pyavt_available() -> bool:
+    try:
+        import avt  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- measurements ------------------------------------------------------------------------------------
+
+
+def parse_seconds(backend_name: str, data: bytes) -> float:
+    backend: Feedable = make_backend(backend_name)
+    view = memoryview(data)
+    start = time.perf_counter()
+    for offset in range(0, len(data), READ_SIZE):
+        backend.feed(bytes(view[offset : offset + READ_SIZE]))
+    return time.perf_counter() - start
+
+
+def frame_seconds(backend_name: str, frames: int) -> float:
+    """Median time to build Strips for every row of a full screen of coloured text."""
+    backend = make_backend(backend_name)
+    if not hasattr(backend, "row_segments"):
+        return float("nan")
+    backend.feed(sgr_text(COLUMNS * ROWS * 2))
+    base = Style(color="#e0e0e0", bgcolor="#121212")
+    backend.style_of.set_base(base)
+    timings = []
+    for _ in range(frames):
+        start = time.perf_counter()
+        for y in range(ROWS):
+            Strip(backend.row_segments(y)).adjust_cell_length(COLUMNS, base)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="2M", help="bytes per workload (K/M suffixes), default 2M")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
+    parser.add_argument("--backends", default="raw-pyte,sshtui,pyavt")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    multiplier = {"K": 1024, "M": 1024 * 1024}.get(args.size[-1:].upper(), 1)
+    size = int(args.size.rstrip("KkMm")) * multiplier
+    backends = [name for name in args.backends.split(",") if name != "pyavt" or pyavt_available()]
+    if "pyavt" in args.backends and "pyavt" not in backends:
+        print("pyavt is not installed (pip install pyavt); skipping it")
+
+    results: dict[str, dict[str, float]] = {}
+    print(f"{COLUMNS}x{ROWS} screen, {READ_SIZE // 1024} KiB reads, median of {args.repeat}; "
+          f"Python {platform.python_version()} on {platform.machine()}")
+    print(f"{'backend':<10} {'plain MB/s':>11} {'sgr MB/s':>9} {'yes MB/s':>9} {'frame ms':>9}")
+    for name in backends:
+        row: dict[str, float] = {}
+        for workload, build in WORKLOADS.items():
+            # The yes flood is far slower per byte: a quarter of the size keeps the run short.
+            data = build(size // 4 if workload == "yes" else size)
+            seconds = statistics.median(parse_seconds(name, data) for _ in range(args.repeat))
+            row[workload] = len(data) / seconds / 1e6
+        row["frame_ms"] = frame_seconds(name, 20) * 1e3
+        results[name] = row
+        print(
+            f"{name:<10} {row['plain']:>11.2f} {row['sgr']:>9.2f} {row['yes']:>9.2f} {row['frame_ms']:>9.2f}"
+        )
+    best_sgr = max(results.values(), key=lambda row: row["sgr"])["sgr"] if results else 0.0
+    verdict = "meets" if best_sgr >= TARGET_SGR_MB_S else "misses"
+    print(f"SGR flood target {TARGET_SGR_MB_S:.0f} MB/s: best backend {verdict} it ({best_sgr:.1f} MB/s)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
