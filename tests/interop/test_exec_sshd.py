@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 BIG = 64 * MIB
 RUN_TIMEOUT = 60
-TEST_USER = "sshtui_test"
+TEST_USER_PREFIX = "sshtui_test"
 
 
 @dataclass
@@ -547,7 +548,11 @@ def test_missing_key_file_is_named(sshd_module: SshdServer, home: Path, tmp_path
 
 @pytest.fixture(scope="module")
 def password_user() -> Iterator[tuple[str, str]]:
-    """A local account with a known password, for password and keyboard-interactive logins."""
+    """A local account with a known password, for password and keyboard-interactive logins.
+
+    Its name carries our pid, so test runs going on at the same time never share (or delete) each
+    other's account; accounts left by runs that were killed are removed first.
+    """
     useradd, chpasswd, userdel = (
         shutil.which(t) or f"/usr/sbin/{t}" for t in ("useradd", "chpasswd", "userdel")
     )
@@ -555,18 +560,18 @@ def password_user() -> Iterator[tuple[str, str]]:
         pytest.skip("creating a user with a password needs root")
     if not (os.access(useradd, os.X_OK) and os.access(chpasswd, os.X_OK)):
         pytest.skip("useradd/chpasswd are not installed")
+    for entry in pwd.getpwall():
+        pid = entry.pw_name.removeprefix(TEST_USER_PREFIX)
+        if pid != entry.pw_name and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            subprocess.run([userdel, "-r", entry.pw_name], capture_output=True, check=False)
+    user = f"{TEST_USER_PREFIX}{os.getpid()}"
     password = "pw-" + uuid.uuid4().hex
-    subprocess.run(
-        [userdel, "-r", TEST_USER], capture_output=True, check=False
-    )  # left over from a killed run
-    subprocess.run([useradd, "-m", "-s", "/bin/sh", TEST_USER], check=True, capture_output=True)
+    subprocess.run([useradd, "-m", "-s", "/bin/sh", user], check=True, capture_output=True)
     try:
-        subprocess.run(
-            [chpasswd], input=f"{TEST_USER}:{password}\n".encode(), check=True, capture_output=True
-        )
-        yield TEST_USER, password
+        subprocess.run([chpasswd], input=f"{user}:{password}\n".encode(), check=True, capture_output=True)
+        yield user, password
     finally:
-        subprocess.run([userdel, "-r", TEST_USER], capture_output=True, check=False)
+        subprocess.run([userdel, "-r", user], capture_output=True, check=False)
 
 
 def password_run(

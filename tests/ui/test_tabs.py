@@ -60,6 +60,7 @@ async def test_two_shells_on_one_connection_keys_in_output_out(home: Path, embed
         await pilot.pause()
         first.terminal.focus()
         await pilot.press(*"echo hi", "enter")
+        await pilot.pause(2); print(repr(screen_text(first)[:300]), app.focused, first.conn.state)
         await wait_for(pilot, lambda: "\nhi\n" in screen_text(first) + "\n", what="echo output")
         assert "echo hi" not in screen_text(second)
 
