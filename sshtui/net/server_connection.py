@@ -183,9 +183,11 @@ class ConnectionHandler(asyncio.Protocol):
             self._authenticated = True
             self._cancel_timer("grace")
             log.info("%s: accepted %s for %.64r", self.label, what, event.user)
+            self._resume_held_payloads()
             return
         if verdict is Verdict.KEY_OK:
             auth.accept_key_query()
+            self._resume_held_payloads()
             return
         if what:
             log.log(logging.WARNING if verdict is Verdict.FAIL else logging.INFO, "%s: %s", self.label, what)
@@ -197,6 +199,14 @@ class ConnectionHandler(asyncio.Protocol):
         if verdict is Verdict.FAIL:
             self._auth_failures += 1
             self._hold_output(min(self.options.auth_failure_delay * self._auth_failures, MAX_AUTH_DELAY))
+        if not self._held:
+            self._resume_held_payloads()
+
+    def _resume_held_payloads(self) -> None:
+        """A client may pipeline auth requests; the core held the later ones until we answered."""
+        events = self.conn.resume(self._loop.time())
+        if events:
+            self._dispatch(events)
 
     def _hold_output(self, delay: float) -> None:
         """Answer nothing, and read nothing, for ``delay`` seconds: guessing gets slow."""
@@ -208,6 +218,7 @@ class ConnectionHandler(asyncio.Protocol):
 
     def _release_output(self) -> None:
         self._held = False
+        self._resume_held_payloads()
         if self._sock is not None and not self._sock.is_closing():
             self._sock.resume_reading()
         self._flush()

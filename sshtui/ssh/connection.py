@@ -34,9 +34,19 @@ from sshtui.ssh.userauth import (
     ClientAuth,
     ServerAuth,
     ServerAuthEvent,
+    ServerAuthState,
 )
 
 USERAUTH_SERVICE = "ssh-userauth"
+_DECISION_STATES = frozenset(
+    {
+        ServerAuthState.NONE_DECISION,
+        ServerAuthState.PUBLICKEY_QUERY_DECISION,
+        ServerAuthState.PUBLICKEY_DECISION,
+        ServerAuthState.PASSWORD_DECISION,
+        ServerAuthState.KEYBOARD_INTERACTIVE_DECISION,
+    }
+)
 DEFAULT_WINDOW = 2 * 1024 * 1024
 DEFAULT_MAX_PACKET = 256 * 1024 - 1024
 
@@ -77,6 +87,7 @@ class _Connection:
         self._initial_window = initial_window
         self._max_packet = max_packet
         self._now = 0.0
+        self._deferred: list[PayloadReceived] = []
 
     # -- driver API shared by both roles
 
@@ -138,12 +149,24 @@ class _Connection:
                 out.append(event)
                 self._on_transport_event(event, out)
                 continue
+            if self._deferred or self._awaiting_decision():
+                # The driver has not answered the previous auth attempt yet: keep order.
+                self._deferred.append(event)
+                continue
             try:
                 self._on_payload(event, now, out)
             except ProtocolError as exc:
                 out.append(self.transport.fail(exc))
                 break
         return out
+
+    def _awaiting_decision(self) -> bool:
+        return False
+
+    def resume(self, now: float) -> list[Event]:
+        """Handle payloads held back while an auth decision was pending (server role)."""
+        held, self._deferred = self._deferred, []
+        return self._route(held, now)
 
     def _on_payload(self, event: PayloadReceived, now: float, out: list[Event]) -> None:
         msg_type = event.msg_type
@@ -284,6 +307,9 @@ class ServerConnection(_Connection):
                 max_attempts=self._max_auth_attempts,
                 banner=self._banner,
             )
+
+    def _awaiting_decision(self) -> bool:
+        return self.auth is not None and self.auth.state in _DECISION_STATES
 
     def _handle_auth(self, payload: bytes) -> list[Event]:
         if self.auth is None:

@@ -125,6 +125,10 @@ class ShellPane(TabPane):
 
     async def _channel_ended(self, channel: Channel) -> None:
         self.channel = None
+        client = self.conn.client
+        if channel.error is not None or (client is not None and client.closed.done()):
+            self.refresh_title()  # the connection went: the driver reports that, reconnect reopens
+            return
         info = None
         with contextlib.suppress(Exception):
             if channel.exit.done():
