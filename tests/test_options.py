@@ -41,8 +41,8 @@ from sshtui.ssh.config import (
 MIB = 1024 * 1024
 
 
-def settings(*options: str, home: Path, **flags: str) -> ConnectionSettings:
-    return resolve_settings("example.org", options=options, home=home, **flags)
+def settings(*options: str, home: Path) -> ConnectionSettings:
+    return resolve_settings("example.org", options=options, home=home)
 
 
 # --- DEST --------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -74,7 +75,7 @@ def make_app(home: Path, **kwargs: object) -> SshtuiApp:
     return SshtuiApp(home=home, system_config_file=None, **kwargs)  # type: ignore[arg-type]
 
 
-async def wait_for(pilot: Pilot[object], condition: Callable[[], object], timeout: float = 15.0,
+async def wait_for(pilot: Pilot[Any], condition: Callable[[], object], timeout: float = 15.0,
                    what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
