@@ -163,6 +163,11 @@ def _one_line(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    # "sshtui" and "sshtui HOST" open the app (sshtui/ui/launch.py imports no UI toolkit).
+    words = sys.argv[1:] if argv is None else argv
+    app = importlib.import_module("sshtui.ui.launch").app_runner(parser, words)
+    if app is not None:
+        return int(app())
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors

@@ -15,6 +15,7 @@ authentication, and Ctrl-C then interrupts the read directly so the echo setting
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import termios
@@ -31,15 +32,16 @@ MAX_CONFIRM_TRIES = 5
 
 
 def read_tty(prompt: str, *, echo: bool, tty_path: str = TTY_PATH) -> str | None:
-    """Ask on the terminal; None when there is no terminal or it reached end of file."""
+    """Ask on the terminal; None when there is no terminal, it went away, or it reached end of file."""
     try:
         fd = os.open(tty_path, os.O_RDWR | os.O_NOCTTY)
     except OSError:
         return None
+    saved = None
     try:
-        os.write(fd, prompt.encode("utf-8", "replace"))
-        saved = None
         if not echo:
+            # Echo goes off before the prompt appears, so nothing typed in answer is ever shown;
+            # TCSAFLUSH drops typeahead that was meant for something else.
             try:
                 saved = termios.tcgetattr(fd)
                 quiet = list(saved)
@@ -47,15 +49,16 @@ def read_tty(prompt: str, *, echo: bool, tty_path: str = TTY_PATH) -> str | None
                 termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
             except termios.error:
                 saved = None
-        try:
-            line = _read_line(fd)
-        finally:
-            if saved is not None:
+        os.write(fd, prompt.encode("utf-8", "replace"))
+        return _read_line(fd)
+    except OSError:
+        return None
+    finally:
+        if saved is not None:
+            with contextlib.suppress(OSError, termios.error):
                 termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
                 os.write(fd, b"\n")  # the user's Enter was not echoed
-    finally:
         os.close(fd)
-    return line
 
 
 def _read_line(fd: int) -> str | None:

@@ -368,7 +368,7 @@ class SSHClient:
         except TimeoutError:
             raise ConnectTimeout(
                 f"connection to {self.options.host} port {self.options.port} timed out during "
-                f"{self.conn.transport.phase.value}"
+                f"{self.conn.transport.activity}"
             ) from None
         auth = self.conn.require_auth()
         queue: asyncio.Queue[Any] = self._auth_events

@@ -209,6 +209,8 @@ class HostKeyUpdater:
             return None
         if not isinstance(outcome, TrustOutcome) or outcome.status != "trusted" or outcome.certificate:
             return None  # only a key trusted by a plain known_hosts line may vouch for others
+        if is_certificate_type(public_key_type(current)):
+            return None  # as ssh(1): no updates while a host certificate is in use
         if current not in request.keys:
             self.refused.append("the server's key list does not include the key it authenticated with")
             return None

@@ -135,6 +135,7 @@ class _Connection:
         self.transport.send_payload(payload)
 
     def _start_channels(self) -> None:
+        self.transport.established_activity = "session"
         self.channels = ConnectionLayer(
             self._send,
             initial_window=self._initial_window,
@@ -222,10 +223,13 @@ class ClientConnection(_Connection):
 
     def _on_transport_event(self, event: TransportEvent, out: list[Event]) -> None:
         if isinstance(event, KexCompleted) and event.kex_count == 1:
-            self.transport.request_service(USERAUTH_SERVICE)
+            # A packet right behind NEWKEYS may already have failed (bad MAC): its Disconnected follows.
+            if not self.transport.is_closed:
+                self.transport.request_service(USERAUTH_SERVICE)
         elif isinstance(event, ServiceAccepted) and event.service == USERAUTH_SERVICE:
             session_id = self.transport.session_id
             assert session_id is not None
+            self.transport.established_activity = "authentication"
             self.auth = ClientAuth(
                 self.username,
                 session_id,

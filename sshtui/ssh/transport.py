@@ -157,6 +157,8 @@ class Transport:
         self.kex_history: list[KexRecord] = []
         # Service layer.
         self._service: str | None = None
+        # What the layer above is doing once ESTABLISHED ("authentication", "session"), for messages.
+        self.established_activity = "service request"
         self._service_requested: str | None = None
         self._disconnect_reason = ""
 
@@ -177,7 +179,9 @@ class Transport:
         events: list[TransportEvent] = []
         try:
             if not data:
-                raise RemoteProtocolError("connection closed by the peer", DisconnectReason.CONNECTION_LOST)
+                raise RemoteProtocolError(
+                    f"connection closed by the peer during {self.activity}", DisconnectReason.CONNECTION_LOST
+                )
             if self.phase is Phase.VERSION:
                 version = self._version_parser.feed(data)
                 if version is None:
@@ -336,6 +340,11 @@ class Transport:
     @property
     def is_closed(self) -> bool:
         return self.phase is Phase.CLOSED
+
+    @property
+    def activity(self) -> str:
+        """The phase in words, for error messages: "key exchange", "authentication", "session"..."""
+        return self.established_activity if self.phase is Phase.ESTABLISHED else self.phase.value
 
     @property
     def buffered_incoming(self) -> int:

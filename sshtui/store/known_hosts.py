@@ -387,6 +387,34 @@ def remove_keys(path: Path, host: str, port: int, key_blobs: Collection[bytes]) 
     return removed
 
 
+def remove_entry(entry: KnownHostEntry) -> bool:
+    """Remove exactly the line ``entry`` was read from, marker lines included, when it still holds
+    the same hosts, marker and key (the file may have changed since); ``FILE.old`` keeps the
+    previous content. Returns whether the line went."""
+    try:
+        lines = _split_lines(entry.path.read_bytes())
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise KnownHostsError(f"{entry.path}: cannot read: {exc.strerror or exc}") from exc
+    index = entry.line_number - 1
+    if not 0 <= index < len(lines):
+        return False
+    try:
+        fields = _split_fields(lines[index].decode("utf-8", "surrogateescape"))
+        same = (
+            fields is not None
+            and (fields.marker, fields.hosts.text, fields.key_type)
+            == (entry.marker, entry.hosts.text, entry.key_type)
+            and _decode_key(fields.key_type, fields.key_data) == entry.key_blob
+        )
+    except _BadLine:
+        return False
+    if same:
+        _rewrite(entry.path, lines[:index] + lines[index + 1 :])
+    return same
+
+
 def _rewrite(path: Path, kept: list[bytes]) -> None:
     backup = path.with_name(path.name + ".old")
     try:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 def main(argv: list[str]) -> int:
     try:
-        import atheris  # type: ignore[import-not-found]
+        import atheris  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         print("atheris is not installed: pip install atheris", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ the input) so that one flat byte string covers the whole target, as libFuzzer ne
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import tempfile
 from collections import Counter
@@ -80,8 +81,8 @@ def seeds_version() -> list[bytes]:
 # ---------------------------------------------------------------------------------------------- packets
 
 # Every cipher, and every MAC for the non-AEAD ones: (cipher, mac) pairs in a fixed order.
-FRAMINGS: tuple[tuple[str, str | None], ...] = (
-    (None, None),  # type: ignore[assignment]  # before the first NEWKEYS: no cipher
+FRAMINGS: tuple[tuple[str | None, str | None], ...] = (
+    (None, None),  # before the first NEWKEYS: no cipher
     *((name, None) for name in CIPHERS if name in AEAD_CIPHERS),
     *((name, mac) for name in CIPHERS if name not in AEAD_CIPHERS for mac in MACS),
 )
@@ -154,10 +155,8 @@ def run_message(data: bytes) -> None:
     body = data[1:]
     # Mostly give the right message number, so decoding gets past the first byte.
     payload = bytes((msg,)) + body if msg >= 0 and not (data[0] & 0x80) else body
-    try:
+    with contextlib.suppress(SSHError):
         decode(payload)
-    except SSHError:
-        pass
 
 
 def seeds_message() -> list[bytes]:
@@ -299,7 +298,8 @@ def _prefixed(*payloads: bytes) -> bytes:
 
 def seeds_userauth() -> list[bytes]:
     return [
-        b"\x00" + _prefixed(mu.UserauthBanner("hi").encode(), mu.UserauthFailure(("password",), False).encode()),
+        b"\x00" + _prefixed(mu.UserauthBanner("hi").encode(),
+                            mu.UserauthFailure(("password",), False).encode()),
         b"\x02" + _prefixed(mu.UserauthInfoRequest("", "", (mu.Prompt("Code: ", True),)).encode(),
                             mu.UserauthSuccess().encode()),
         b"\x03" + _prefixed(mu.UserauthPkOk("ssh-ed25519", _host_key().public_blob).encode()),
@@ -336,7 +336,7 @@ def seeds_channels() -> list[bytes]:
     )]
 
 
-# ---------------------------------------------------------------------------------------------- keys and host keys
+# ---------------------------------------------------------------------------------------------- keys
 
 
 def run_private_key(data: bytes) -> None:
@@ -361,10 +361,8 @@ def run_public_key(data: bytes) -> None:
         lambda: hostkeys.verify_signature("ssh-ed25519", _host_key().public_blob, data, b"signed data"),
         lambda: certificates.parse_certificate(data),
     ):
-        try:
+        with contextlib.suppress(SSHError):
             step()
-        except SSHError:
-            pass
 
 
 @cache
@@ -379,7 +377,8 @@ def seeds_private_key() -> list[bytes]:
 
 def seeds_public_key() -> list[bytes]:
     blob = _host_key().public_blob
-    return [blob, hostkeys.openssh_public_line(blob, "me@host").encode(), _host_key().sign("ssh-ed25519", b"x")]
+    line = hostkeys.openssh_public_line(blob, "me@host").encode()
+    return [blob, line, _host_key().sign("ssh-ed25519", b"x")]
 
 
 # ---------------------------------------------------------------------------------------------- store files
@@ -426,7 +425,7 @@ def run_ssh_config(data: bytes) -> None:
         local = LocalContext.current(home)
         for host in ("example.com", "web1", "192.0.2.7"):
             resolved = config.resolve(host, local)
-            (resolved.proxy_jump, resolved.connect_timeout, resolved.local_forwards)
+            _ = (resolved.proxy_jump, resolved.connect_timeout, resolved.local_forwards)
     except SSHError:
         pass
 
@@ -497,14 +496,10 @@ def run_forward_spec(data: bytes) -> None:
     RUNS["forward_spec"] += 1
     kinds = ("local", "remote", "dynamic")
     text = data[1:].decode("utf-8", "replace")
-    try:
+    with contextlib.suppress(ForwardSpecError):
         parse_forward(kinds[_pick(kinds, data)], text)  # type: ignore[arg-type]
-    except ForwardSpecError:
-        pass
-    try:
+    with contextlib.suppress(ForwardSpecError):
         parse_jump_hosts(text)
-    except (ForwardSpecError, SSHError):
-        pass
 
 
 def seeds_forward_spec() -> list[bytes]:

@@ -190,3 +190,19 @@ async def test_a_broken_hosts_file_is_reported_and_never_overwritten(home: Path,
         await pilot.pause()
         assert app.screen is app.hosts_screen  # no form: the file could not be read
         assert hosts_file.read_text() == "[hosts.x\n"
+
+
+def test_the_command_line_opens_the_app_for_no_command_or_a_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sshtui import cli
+    from sshtui.ui import launch
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(launch, "has_terminal", lambda: True)
+    assert launch.app_runner(parser, []) is not None
+    assert launch.app_runner(parser, ["web1"]) is not None
+    assert launch.app_runner(parser, ["exec", "web1", "true"]) is None  # subcommands keep working
+    assert launch.app_runner(parser, ["demo"]) is None
+    assert launch.app_runner(parser, ["--version"]) is None
+    monkeypatch.setattr(launch, "has_terminal", lambda: False)
+    assert launch.app_runner(parser, []) is None  # no terminal: usage, as before
+    assert launch.run_app("web1") == 2

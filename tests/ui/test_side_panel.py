@@ -98,16 +98,25 @@ async def test_bytes_bar_fills_with_traffic_and_resets_after_a_forced_rekey(clie
         assert f"last    #{kex_count + 1} started by we" in rekey
 
 
-async def test_channel_windows_and_traffic_are_listed(client: SSHClient) -> None:
+async def test_channel_windows_traffic_and_rate_are_listed(client: SSHClient) -> None:
     app = PanelApp()
     async with app.run_test() as pilot:
-        channel = await client.open_session()
-        await shown(pilot, app, client.snapshot())
+        channel = await client.exec("cat")
+        for _ in range(6):
+            await channel.write(b"x" * 50_000)
+            await asyncio.sleep(0.02)
+            app.panel.update_snapshot(client.snapshot())
+        await pilot.pause(0.3)
         text = app.panel.section_text("channels")
-        assert "session" in text
+        ours = next(c for c in client.snapshot().channels if c.channel_type == "session")
+        assert f"#{ours.local_id}→{ours.remote_id} session open" in text
         assert "local window" in text and "remote window" in text
-        assert "max packet" in text
-        await channel.close()
+        assert f"max packet    in {ours.local_max_packet}, out {ours.remote_max_packet}" in text
+        window_line = next(line for line in text.splitlines() if "remote window" in line)
+        assert any(cell in window_line for cell in "▁▂▃▄▅▆▇█"), "no window sparkline"
+        traffic = next(line for line in text.splitlines() if line.strip().startswith("sent"))
+        assert "KiB" in traffic and not traffic.endswith(" 0 B/s")
+        channel.close()
 
 
 async def test_many_snapshots_are_coalesced_into_a_few_renders(client: SSHClient) -> None:

@@ -32,6 +32,10 @@ from sshtui.ui.terminal.widget import TerminalView
 READ_CHUNK = 64 * 1024
 RESIZE_DELAY = 0.08
 DEFAULT_SIZE = (80, 24)
+KEYBOARD_HINT = (
+    "The shell has the keyboard: ctrl+] (or Esc Esc) gives it back for n new shell, w close tab, "
+    "r reconnect, h hosts"
+)
 
 
 class ShellPane(TabPane):
@@ -183,6 +187,7 @@ class SessionScreen(Screen[None]):
         with Vertical(id="session-body"):
             yield Label("No sessions yet: pick a host (esc) and press enter.", id="no-sessions")
             yield TabbedContent(id="tabs")
+        yield Label(KEYBOARD_HINT, id="session-hint")
         yield Footer()
 
     @property
