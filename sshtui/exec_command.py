@@ -25,11 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from sshtui.forward_command import jump_options, start_exec_forwards
-from sshtui.forward_spec import ForwardSpec, ForwardSpecError, forwards_from_args, parse_jump_hosts
+from sshtui.forward_spec import ForwardSpec, ForwardSpecError, forwards_from_args
 from sshtui.net.channel import Channel, ExitInfo
 from sshtui.net.client import SSHClient
 from sshtui.net.jump import connect_through
-from sshtui.options import ConnectionSettings, OptionError, build_client_options, resolve_settings
+from sshtui.options import (
+    ConnectionSettings,
+    OptionError,
+    build_client_options,
+    effective_jumps,
+    resolve_settings,
+)
 from sshtui.prompts import Prompter
 from sshtui.ssh.channels.channel import Channel as CoreChannel
 from sshtui.ssh.channels.snapshot import ChannelSnapshot, snapshot_channel
@@ -77,7 +83,7 @@ def request_from_args(args: argparse.Namespace) -> ExecRequest:
     forwards, problems = forwards_from_args(args)
     for problem in problems:  # reported, and the command runs without that forward
         error(problem)
-    jumps = tuple(parse_jump_hosts(args.jump_hosts)) if getattr(args, "jump_hosts", None) else ()
+    jumps = tuple(effective_jumps(settings, getattr(args, "jump_hosts", None)))
     return ExecRequest(settings, " ".join(words), bool(args.tty), stats, tuple(forwards), jumps)
 
 

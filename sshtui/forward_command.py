@@ -21,14 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sshtui.forward_spec import ForwardSpec, ForwardSpecError, forwards_from_args, parse_jump_hosts
+from sshtui.forward_spec import ForwardSpec, ForwardSpecError, forwards_from_args
 from sshtui.net.client import ClientOptions, SSHClient
 from sshtui.net.forward_local import ForwardError, LocalForward
 from sshtui.net.forward_remote import RemoteForwards
 from sshtui.net.forward_snapshot import ForwardSnapshot, ForwardState, status_line
 from sshtui.net.jump import connect_through, hop_overrides
 from sshtui.net.reconnect import ClientSource, FixedClient, Reconnector
-from sshtui.options import ConnectionSettings, OptionError, build_client_options, resolve_settings
+from sshtui.options import (
+    ConnectionSettings,
+    OptionError,
+    build_client_options,
+    effective_jumps,
+    resolve_settings,
+)
 from sshtui.prompts import Prompter
 from sshtui.ssh.errors import SSHError
 from sshtui.ssh.snapshot import to_jsonable
@@ -145,7 +151,6 @@ def request_from_args(args: argparse.Namespace) -> tuple[ForwardRequest, list[st
     specs, problems = forwards_from_args(args)
     if not specs and not problems:
         raise OptionError("no forwards given (use -L, -R or -D)")
-    jumps = parse_jump_hosts(args.jump_hosts) if args.jump_hosts else []
     settings = resolve_settings(
         args.destination,
         port=args.port,
@@ -154,6 +159,7 @@ def request_from_args(args: argparse.Namespace) -> tuple[ForwardRequest, list[st
         options=args.option or (),
         config_file=args.config_file,
     )
+    jumps = effective_jumps(settings, args.jump_hosts)
     if args.status_interval < 0:
         raise OptionError(f"--status-interval must not be negative, got {args.status_interval:g}")
     stats = Path(args.stats_json) if args.stats_json else None

@@ -53,7 +53,7 @@ OPTION_NAMES = {
     name.lower(): name
     for name in (
         "BatchMode", "Ciphers", "ConnectTimeout", "HashKnownHosts", "HostKeyAlgorithms", "IdentitiesOnly",
-        "IdentityFile", "UpdateHostKeys",
+        "IdentityFile", "ProxyJump", "UpdateHostKeys",
         "KexAlgorithms", "MACs", "Port", "PubkeyAcceptedAlgorithms", "RekeyLimit", "ServerAliveCountMax",
         "ServerAliveInterval", "StrictHostKeyChecking", "User", "UserKnownHostsFile",
     )
@@ -280,12 +280,24 @@ def _apply(settings: ConnectionSettings, name: str, value: str, home: Path) -> N
         if choice not in ("yes", "no", "ask"):
             raise OptionError(f"UpdateHostKeys: bad value {value!r} (expected yes, no or ask)")
         settings.update_host_keys = choice
+    elif name == "ProxyJump":
+        settings.proxy_jump = value
     elif name == "User":
         settings.user = value
     elif name == "Port":
         settings.port = parse_port(value, "Port")
     else:  # pragma: no cover - every name in OPTION_NAMES is handled above
         raise OptionError(f"unsupported option {name}")
+
+
+def effective_jumps(settings: ConnectionSettings, command_line: str | None) -> list[str]:
+    """-J wins; otherwise ProxyJump from -o, a saved host or ssh_config ("none" disables it)."""
+    from sshtui.forward_spec import parse_jump_hosts
+
+    text = command_line or settings.proxy_jump
+    if not text or text.strip().lower() == "none":
+        return []
+    return list(parse_jump_hosts(text))
 
 
 def resolve_settings(
@@ -374,13 +386,8 @@ def _apply_ssh_config(
     command = resolved.get("ProxyCommand")
     if resolved.proxy_command is not None and command is not None:
         raise OptionError(f"{command.location}: ProxyCommand is not supported by sshtui (use ProxyJump)")
-    jump = resolved.get("ProxyJump")
-    settings.proxy_jump = resolved.proxy_jump
-    if settings.proxy_jump is not None and jump is not None:
-        settings.config_warnings += (
-            f"{jump.location}: ProxyJump is not applied by this command yet (pass -J {jump.value}); "
-            "connecting directly",
-        )
+    if "ProxyJump" not in settings.given:
+        settings.proxy_jump = resolved.proxy_jump
     return resolved.identity_files
 
 
@@ -398,14 +405,9 @@ def apply_saved_host(dest: Destination, options: Sequence[str]) -> tuple[Destina
         raise OptionError(exc.message) from None
     if saved is None:
         return dest, list(options)
-    if saved.jump_hosts:
-        print(
-            f'sshtui: warning: saved host "{saved.name}": jump hosts are not applied by this command yet '
-            f"(pass -J {','.join(saved.jump_hosts)}); connecting directly",
-            file=sys.stderr, flush=True,
-        )
     merged = Destination(saved.hostname, dest.user or saved.user, dest.port or saved.port)
-    return merged, [*options, *saved.ssh_options()]
+    jumps = [f"ProxyJump={','.join(saved.jump_hosts)}"] if saved.jump_hosts else []
+    return merged, [*options, *saved.ssh_options(), *jumps]
 
 
 def host_key_offer(

@@ -232,12 +232,15 @@ def test_unsaved_names_stay_literal(config_home: Path, tmp_path: Path, capsys: C
     assert (settings.host, settings.port, settings.user) == ("web2", 22, None)
 
 
-def test_saved_jump_hosts_are_announced_not_silently_dropped(
-    config_home: Path, tmp_path: Path, capsys: Capture
-) -> None:
-    run(capsys, "add", "inner", "--hostname", "10.1.1.1", "--jump", "bastion")
-    exec_settings("inner", tmp_path)
-    assert "jump hosts are not applied" in capsys.readouterr().err
+def test_saved_jump_hosts_are_used_as_proxy_jump(config_home: Path, tmp_path: Path, capsys: Capture) -> None:
+    from sshtui.options import effective_jumps
+
+    run(capsys, "add", "inner", "--hostname", "10.1.1.1", "--jump", "bastion", "--jump", "ops@gw:2222")
+    settings = exec_settings("inner", tmp_path)
+    assert effective_jumps(settings, None) == ["bastion", "ops@gw:2222"]
+    # -J on the command line wins, and "none" turns the saved hops off.
+    assert effective_jumps(settings, "other") == ["other"]
+    assert effective_jumps(settings, "none") == []
 
 
 def test_exec_with_a_broken_hosts_file_fails_on_one_line(config_home: Path, capsys: Capture) -> None:

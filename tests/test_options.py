@@ -391,3 +391,18 @@ def test_terminal_prompt_reads_a_line_without_echo() -> None:
 
 def test_no_terminal_means_no_answer(tmp_path: Path) -> None:
     assert read_tty("Password: ", echo=False, tty_path=str(tmp_path / "no-tty")) is None
+
+
+def test_proxy_jump_from_ssh_config_is_followed(tmp_path: Path) -> None:
+    from sshtui.options import effective_jumps, resolve_settings
+
+    config = tmp_path / "config"
+    config.write_text("Host inner\n  HostName 10.9.9.9\n  ProxyJump bastion,ops@gw:2200\n")
+    settings = resolve_settings("inner", home=tmp_path, config_file=str(config), system_config_file=None)
+    assert settings.host == "10.9.9.9"
+    assert effective_jumps(settings, None) == ["bastion", "ops@gw:2200"]
+    # -o ProxyJump on the command line wins over the file (first value obtained wins).
+    settings = resolve_settings(
+        "inner", home=tmp_path, config_file=str(config), system_config_file=None, options=["ProxyJump=none"]
+    )
+    assert effective_jumps(settings, None) == []

@@ -152,8 +152,14 @@ class Channel:
             self.closed.set_result(None)
         while self._request_results:
             result = self._request_results.popleft()
-            if not result.done():
+            if result.done():
+                continue
+            if error is None:
                 result.set_result(False)
+            else:
+                # The connection failed: a waiter must see why, not read it as "the server refused".
+                result.set_exception(error)
+                result.exception()  # marks it retrieved; an awaiting caller still gets it raised
         # Nobody may be waiting on these; do not let asyncio warn about unretrieved errors.
         for done in (self.opened, self.exit):
             if done.done() and not done.cancelled():

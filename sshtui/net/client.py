@@ -358,6 +358,7 @@ class SSHClient:
             self._timer.cancel()
         self.closed.set_result(None)
         if self._sock is not None:
+            self._flush()  # the DISCONNECT a protocol error queued goes out before the socket closes
             self._sock.close()
 
     async def _handshake(self) -> None:

@@ -167,7 +167,8 @@ def export_text(snapshot: ConnectionSnapshot, **context: Any) -> str:
     lines.append("[authentication]")
     for attempt in data["auth"]:
         key = f" {attempt['key_type']}" if attempt["key_type"] else ""
-        lines.append(f"{attempt['method']}{key}: {attempt['result']} (allowed: {', '.join(attempt['allowed'])})")
+        allowed = ", ".join(attempt["allowed"])
+        lines.append(f"{attempt['method']}{key}: {attempt['result']} (allowed: {allowed})")
     lines.append("")
     lines.append("[channels]")
     for channel in data["channels"]:

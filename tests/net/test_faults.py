@@ -134,12 +134,16 @@ async def test_a_flipped_byte_is_never_accepted(sshd_module: SshdServer, suite: 
             return offset, None, time.monotonic() - started, proxy.stats.faults
 
     results = await asyncio.wait_for(asyncio.gather(*(one(offset) for offset in FLIP_OFFSETS)), 60)
+    summary: list[str] = []
     for offset, error, elapsed, faults in results:
         assert faults == [f"flip:{offset}"], f"{suite} offset {offset}: flip not injected ({faults})"
         assert error is not None, f"{suite}: a flipped byte at offset {offset} went unnoticed"
         text = str(error)
-        assert any(word in text for word in ("MAC", "authentication", "packet length", "padding")), text
+        # OpenSSH accepts "Corrupted MAC", "Bad packet length" or a padding error here: the same for us.
+        assert any(word in text for word in ("mismatch", "packet length", "padding")), repr(error)
+        summary.append(f"{offset}: {type(error).__name__}: {text}")
         assert elapsed < 10, f"{suite} offset {offset}: {elapsed:.1f} s"
+    print(f"{suite}:", *summary, sep="\n  ")
 
 
 async def test_the_client_tells_the_server_why_it_disconnects(sshd_factory: object) -> None:
@@ -201,7 +205,7 @@ async def test_unread_output_is_held_to_one_window(sshd_module: SshdServer) -> N
         try:
             channel = await client.exec("head -c 50000000 /dev/zero")
             await asyncio.sleep(1.0)  # we read nothing: the server must stop at our window
-            buffered = channel.stdout.buffered()
+            buffered = channel.stdout.buffered
             assert 0 < buffered <= 2 * MIB + 256 * 1024
             size = 0
             while chunk := await asyncio.wait_for(channel.read(), 30):

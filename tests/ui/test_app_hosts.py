@@ -206,3 +206,24 @@ def test_the_command_line_opens_the_app_for_no_command_or_a_host(monkeypatch: py
     monkeypatch.setattr(launch, "has_terminal", lambda: False)
     assert launch.app_runner(parser, []) is None  # no terminal: usage, as before
     assert launch.run_app("web1") == 2
+
+
+async def test_themes_load_from_toml_and_bindings_can_be_remapped_by_id(home: Path, tmp_path: Path) -> None:
+    from sshtui.ui.app import SHIPPED_THEMES, load_themes
+
+    themes, problems = load_themes([SHIPPED_THEMES])
+    assert problems == []
+    by_name = {theme.name: theme for theme in themes}
+    assert {"sshtui-dark", "sshtui-light", "sshtui-high-contrast"} <= set(by_name)
+    assert by_name["sshtui-dark"].dark and not by_name["sshtui-light"].dark
+
+    config = tmp_path / "config" / "sshtui"
+    (config / "themes").mkdir(parents=True)
+    (config / "themes" / "broken.toml").write_text('name = "x"\nprimary = "#fff"\nsparkle = true\n')
+    (config / "config.toml").write_text('theme = "sshtui-light"\n[keymap]\n"hosts.add" = "insert"\n')
+    app = make_app(home, theme_dirs=[SHIPPED_THEMES, config / "themes"])
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        assert app.theme == "sshtui-light"
+        assert any("sparkle" in str(n.message) for n in app._notifications)  # reported, not fatal
+        await pilot.press("insert")
+        await wait_for(pilot, lambda: showing(app, HostFormDialog), what="form opened by the remapped key")

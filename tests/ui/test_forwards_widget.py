@@ -74,7 +74,8 @@ async def test_keys_post_add_stop_and_restart_for_the_selected_forward() -> None
         await pilot.press("down", "s", "r", "a")
         await pilot.pause()
         kinds = [type(m) for m in app.requests]
-        assert kinds == [ForwardsTable.StopRequested, ForwardsTable.RestartRequested, ForwardsTable.AddRequested]
+        expected = [ForwardsTable.StopRequested, ForwardsTable.RestartRequested, ForwardsTable.AddRequested]
+        assert kinds == expected
         specs = [getattr(m, "spec", None) for m in app.requests]
         assert specs[:2] == [second.snapshot().spec] * 2
 

@@ -95,7 +95,7 @@ async def test_bytes_bar_fills_with_traffic_and_resets_after_a_forced_rekey(clie
         assert filled(rekey, "bytes") < after_transfer
         assert filled(rekey, "bytes") <= 1
         assert "rekeys  1" in rekey
-        assert f"last    #{kex_count + 1} started by we" in rekey
+        assert f"last    #{kex_count + 1} started by us" in rekey
 
 
 async def test_channel_windows_traffic_and_rate_are_listed(client: SSHClient) -> None:

@@ -146,7 +146,7 @@ def render_rekey(t: TransportSnapshot) -> Text:
     text.append(f"rekeys  {t.rekeys}\n")
     last = t.kex_history[-1] if t.kex_history else None
     if last is not None and last.number > 1:
-        who = "we" if last.initiated_by == "local" else "the peer"
+        who = "us" if last.initiated_by == "local" else "the peer"
         text.append(f"last    #{last.number} started by {who}, took {last.duration_ms:.1f} ms\n")
     elif last is not None:
         text.append(f"initial exchange took {last.duration_ms:.1f} ms\n")
@@ -191,8 +191,8 @@ def render_channels(channels: Sequence[ChannelSnapshot], history: dict[int, Chan
         text.append(f"  local window  {format_bytes(channel.local_window):>10} {local_spark}\n")
         text.append(f"  remote window {format_bytes(channel.remote_window):>10} {remote_spark}\n")
         text.append(f"  max packet    in {channel.local_max_packet}, out {channel.remote_max_packet}\n")
-        text.append(f"  sent {format_bytes(channel.bytes_sent)}, received {format_bytes(channel.bytes_received)}"
-                    f", {format_rate(h.rate if h else 0.0)}\n")
+        sent, received = format_bytes(channel.bytes_sent), format_bytes(channel.bytes_received)
+        text.append(f"  sent {sent}, received {received}, {format_rate(h.rate if h else 0.0)}\n")
     hidden = len(channels) - MAX_CHANNELS_SHOWN
     if hidden > 0:
         text.append(f"… and {hidden} more\n", style="dim")

@@ -25,7 +25,8 @@ from sshtui.ui.widgets.side_panel import format_bytes
 REFRESH_HZ = 4
 MAX_WATERFALL_ROWS = 64
 LOG_LINES = 400  # the newest messages shown in the log (the snapshot itself is bounded too)
-WATERFALL_WIDTH = 32
+WATERFALL_WIDTH = 20
+LABEL_WIDTH = 40
 ARROWS = {"sent": "→", "received": "←", "local": "·"}
 # Messages that mean the session is running: the setup waterfall ends at the first one.
 SESSION_TRAFFIC = frozenset({"CHANNEL_DATA", "CHANNEL_EXTENDED_DATA"})
@@ -101,7 +102,8 @@ def waterfall_rows(
         entry = entries[index]
         following = entries[picked[position + 1][0]].t_ms if position + 1 < len(picked) else entry.t_ms
         label = labels.get(index, entry.event)
-        rows.append(WaterfallRow(phase, label, entry.direction, entry.t_ms, following - entry.t_ms, entry.size))
+        duration = following - entry.t_ms
+        rows.append(WaterfallRow(phase, label, entry.direction, entry.t_ms, duration, entry.size))
     return rows
 
 
@@ -115,7 +117,7 @@ def phase_spans(rows: Sequence[WaterfallRow]) -> list[tuple[str, float, float]]:
 
 
 def render_waterfall(rows: Sequence[WaterfallRow], width: int = WATERFALL_WIDTH) -> Text:
-    text = Text()
+    text = Text(no_wrap=True, overflow="crop")
     text.append("Connection setup\n", style="bold")
     if not rows:
         text.append("nothing exchanged yet\n", style="dim")
@@ -128,8 +130,8 @@ def render_waterfall(rows: Sequence[WaterfallRow], width: int = WATERFALL_WIDTH)
         length = max(1, min(width - offset, round(row.duration_ms * scale)))
         lane = " " * offset + "█" * length + " " * (width - offset - length)
         size = format_bytes(row.size) if row.size else ""
-        text.append(f"{row.start_ms:+9.1f} ms {ARROWS.get(row.direction, ' ')} {row.label:<44.44} "
-                    f"{size:>9} ")
+        label = row.label if len(row.label) <= LABEL_WIDTH else row.label[: LABEL_WIDTH - 1] + "…"
+        text.append(f"{row.start_ms:+8.1f} ms {ARROWS.get(row.direction, ' ')} {label:<{LABEL_WIDTH}} {size:>8} ")
         text.append(f"▕{lane}▏", style=_PHASE_STYLES.get(row.phase, ""))
         text.append(f" {row.duration_ms:.1f} ms\n")
     text.append("\n")
@@ -160,7 +162,7 @@ def after_newkeys(entries: Sequence[TimelineEntry]) -> Sequence[TimelineEntry]:
 
 def render_log(entries: Sequence[TimelineEntry], dropped: int) -> Text:
     shown = after_newkeys(entries)
-    text = Text()
+    text = Text(no_wrap=True, overflow="crop")
     hidden = dropped + max(0, len(shown) - LOG_LINES)
     if hidden:
         text.append(f"… {hidden} earlier messages not kept\n", style="dim")
@@ -239,7 +241,8 @@ class HandshakeTimeline(Vertical):
                 self._log_key = key
                 log = self.query_one("#timeline-log", VerticalScroll)
                 follow = log.scroll_y >= log.max_scroll_y
-                self.query_one("#timeline-log-text", Static).update(render_log(t.timeline, t.timeline_dropped))
+                log_text = render_log(t.timeline, t.timeline_dropped)
+                self.query_one("#timeline-log-text", Static).update(log_text)
                 if follow:
                     log.scroll_end(animate=False)
         except Exception as exc:  # never a traceback in the UI
@@ -252,5 +255,6 @@ class HandshakeTimeline(Vertical):
 
     def section_text(self, name: str) -> str:
         """Plain text of ``waterfall``, ``log`` or ``counts``."""
-        selector = {"waterfall": "#timeline-waterfall", "log": "#timeline-log-text"}.get(name, f"#timeline-{name}")
+        selectors = {"waterfall": "#timeline-waterfall", "log": "#timeline-log-text"}
+        selector = selectors.get(name, f"#timeline-{name}")
         return str(self.query_one(selector, Static).content)
