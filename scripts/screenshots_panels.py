@@ -131,7 +131,8 @@ async def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        os.environ.update(HOME=str(work), XDG_CONFIG_HOME=str(work / "config"), XDG_DATA_HOME=str(work / "data"))
+        os.environ.update(HOME=str(work), XDG_CONFIG_HOME=str(work / "config"),
+                          XDG_DATA_HOME=str(work / "data"), XDG_STATE_HOME=str(work / "state"))
         os.chdir(work)
         (work / ".ssh").mkdir()
         snapshot, host_blob = await connection_snapshot(work)

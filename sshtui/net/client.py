@@ -502,6 +502,9 @@ class SSHClient:
         stdout, stderr = await asyncio.gather(drain(channel.read), drain(channel.read_stderr))
         info = await _exit_info(channel)
         channel.close()
+        if info.status is None and info.signal is None and channel.error is not None:
+            # The connection failed mid-command: the output is cut short, which must not pass as a result.
+            raise channel.error
         return RunResult(info.status, info.signal, stdout, stderr)
 
     async def global_request(self, name: str, data: bytes = b"") -> tuple[bool, bytes]:

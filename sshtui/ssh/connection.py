@@ -15,6 +15,7 @@ from sshtui.ssh.channels.events import ChannelEvent
 from sshtui.ssh.channels.manager import ConnectionLayer
 from sshtui.ssh.channels.snapshot import ChannelSnapshot
 from sshtui.ssh.config import TransportConfig
+from sshtui.ssh.constants import MsgType
 from sshtui.ssh.crypto.hostkeys import PrivateKey
 from sshtui.ssh.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from sshtui.ssh.events import (
@@ -59,6 +60,7 @@ class AuthReady:
 
 
 Event = TransportEvent | AuthEvent | ServerAuthEvent | ChannelEvent | AuthReady
+_CHANNEL_DATA = int(MsgType.CHANNEL_DATA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,8 @@ class _Connection:
 
     def _route(self, events: Sequence[TransportEvent], now: float) -> list[Event]:
         out: list[Event] = []
+        # Bulk transfers are almost all CHANNEL_DATA: it skips the general dispatch below.
+        channels = self.channels
         for event in events:
             if not isinstance(event, PayloadReceived):
                 out.append(event)
@@ -155,7 +159,10 @@ class _Connection:
                 self._deferred.append(event)
                 continue
             try:
-                self._on_payload(event, now, out)
+                if event.msg_type == _CHANNEL_DATA and channels is not None:
+                    out += channels.on_channel_data(event.payload)
+                else:
+                    self._on_payload(event, now, out)
             except ProtocolError as exc:
                 out.append(self.transport.fail(exc))
                 break

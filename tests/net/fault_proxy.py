@@ -134,6 +134,7 @@ class FaultProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._up_tasks: set[asyncio.Future[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
         self._client_readers: list[asyncio.StreamReader] = []
         self._reading_client = asyncio.Event()
@@ -151,6 +152,9 @@ class FaultProxy:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        # Let what the client sent last (its DISCONNECT) reach the server before tearing down.
+        if self._up_tasks:
+            await asyncio.wait(self._up_tasks, timeout=1.0)
         for writer in self._writers:
             writer.close()
         for task in list(self._tasks):
@@ -182,6 +186,8 @@ class FaultProxy:
         follower = _Follower(self.plan)
         down = asyncio.ensure_future(self._down(server_reader, client_writer, server_writer, follower))
         up = asyncio.ensure_future(self._up(client_reader, server_writer, client_writer, follower))
+        self._up_tasks.add(up)
+        up.add_done_callback(self._up_tasks.discard)
         for task in (down, up):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -128,7 +128,8 @@ async def test_a_flipped_byte_is_never_accepted(sshd_module: SshdServer, suite: 
             started = time.monotonic()
             try:
                 # 200 kB of output: every offset lands inside the stream.
-                await connect_and_run(options(sshd_module, proxy.port, transport=config), "head -c 200000 /dev/zero")
+                opts = options(sshd_module, proxy.port, transport=config)
+                await connect_and_run(opts, "head -c 200000 /dev/zero")
             except SSHError as exc:
                 return offset, exc, time.monotonic() - started, proxy.stats.faults
             return offset, None, time.monotonic() - started, proxy.stats.faults
@@ -150,7 +151,8 @@ async def test_the_client_tells_the_server_why_it_disconnects(sshd_factory: obje
     server = sshd_factory()  # type: ignore[operator]
     async with FaultProxy(server.port, Plan(flip_at=40, encrypted_tag_size=GCM_TAG)) as proxy:
         with pytest.raises(SSHError):
-            await connect_and_run(options(server, proxy.port, transport=TransportConfig(ciphers=(GCM,))), "true")
+            gcm = TransportConfig(ciphers=(GCM,))
+            await connect_and_run(options(server, proxy.port, transport=gcm), "true")
     # The flip only corrupts what the server sends: our DISCONNECT (reason 5, MAC error) reaches sshd.
     deadline = time.monotonic() + 5
     while "Received disconnect" not in server.log_text() and time.monotonic() < deadline:
@@ -172,7 +174,9 @@ async def test_one_byte_at_a_time_still_works(sshd_module: SshdServer) -> None:
 # --- a server that stops reading, a client that stops reading --------------------------------------
 
 
-async def test_writer_waits_with_bounded_memory_when_the_server_stops_reading(sshd_module: SshdServer) -> None:
+async def test_writer_waits_with_bounded_memory_when_the_server_stops_reading(
+    sshd_module: SshdServer,
+) -> None:
     total = 64 * MIB
     async with FaultProxy(sshd_module.port) as proxy:
         client = await connect(options(sshd_module, proxy.port))

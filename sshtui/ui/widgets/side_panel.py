@@ -104,7 +104,7 @@ def render_kex(t: TransportSnapshot) -> Text:
         text.append("\n")
     text.append(f"server      {t.peer_version if t.role == 'client' else t.local_version}\n")
     if t.session_id_fingerprint:
-        text.append(f"session id  {t.session_id_fingerprint}\n")
+        text.append(f"session id\n  {t.session_id_fingerprint}\n")
     if t.error:
         text.append(f"error       {t.error}\n", style="bold red")
     elif t.disconnect_reason:
@@ -219,7 +219,7 @@ class SidePanel(VerticalScroll):
     """Kex state, negotiated algorithms with reasons, rekey bars, channel windows and liveness."""
 
     DEFAULT_CSS = """
-    SidePanel { width: 54; height: 1fr; }
+    SidePanel { width: 60; height: 1fr; }
     SidePanel > Static { margin-bottom: 1; }
     """
 

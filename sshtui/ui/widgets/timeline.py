@@ -131,9 +131,10 @@ def render_waterfall(rows: Sequence[WaterfallRow], width: int = WATERFALL_WIDTH)
         lane = " " * offset + "█" * length + " " * (width - offset - length)
         size = format_bytes(row.size) if row.size else ""
         label = row.label if len(row.label) <= LABEL_WIDTH else row.label[: LABEL_WIDTH - 1] + "…"
-        text.append(f"{row.start_ms:+8.1f} ms {ARROWS.get(row.direction, ' ')} {label:<{LABEL_WIDTH}} {size:>8} ")
-        text.append(f"▕{lane}▏", style=_PHASE_STYLES.get(row.phase, ""))
-        text.append(f" {row.duration_ms:.1f} ms\n")
+        arrow = ARROWS.get(row.direction, " ")
+        took = f"{row.duration_ms:7.1f} ms"
+        text.append(f"{row.start_ms:+8.1f} ms {arrow} {label:<{LABEL_WIDTH}} {size:>8} {took} ")
+        text.append(f"▕{lane}▏\n", style=_PHASE_STYLES.get(row.phase, ""))
     text.append("\n")
     for phase, start, duration in phase_spans(rows):
         text.append(f"{phase:<18} from {start:+.1f} ms, {duration:.1f} ms\n",
@@ -168,7 +169,7 @@ def render_log(entries: Sequence[TimelineEntry], dropped: int) -> Text:
         text.append(f"… {hidden} earlier messages not kept\n", style="dim")
     for entry in shown[-LOG_LINES:]:
         size = format_bytes(entry.size) if entry.size else ""
-        text.append(f"{entry.t_ms:10.1f} ms {ARROWS.get(entry.direction, ' ')} {entry.event:<28} {size}\n")
+        text.append(f"{entry.t_ms:10.1f} ms {ARROWS.get(entry.direction, ' ')} {entry.event:<26} {size}\n")
     if not shown:
         text.append("no encrypted messages yet\n", style="dim")
     return text
@@ -178,7 +179,7 @@ def render_counts(counts: Sequence[tuple[str, int]]) -> Text:
     text = Text()
     text.append("Messages by type\n", style="bold")
     for name, count in counts:
-        text.append(f"{name:<28} {count:>8}\n")
+        text.append(f"{name:<26} {count:>7}\n")
     return text
 
 
@@ -190,7 +191,11 @@ class HandshakeTimeline(Vertical):
     HandshakeTimeline #timeline-waterfall { height: auto; }
     HandshakeTimeline #timeline-bottom { height: 1fr; }
     HandshakeTimeline #timeline-log { width: 1fr; }
-    HandshakeTimeline #timeline-counts { width: 40; }
+    HandshakeTimeline #timeline-counts { width: 36; }
+    HandshakeTimeline #timeline-waterfall, HandshakeTimeline #timeline-log-text {
+        text-wrap: nowrap;
+        text-overflow: clip;
+    }
     """
 
     def __init__(
