@@ -27,6 +27,7 @@ from sshtui.ssh.crypto.certificates import Certificate, CertificateError, check_
 from sshtui.ssh.crypto.hostkeys import fingerprint_sha256, openssh_public_line, public_key_type
 from sshtui.ssh.errors import DecodeError, SSHError
 from sshtui.store.atomic import append_line, atomic_write
+from sshtui.store.patterns import match_host_pattern
 
 DEFAULT_PORT = 22
 CERT_AUTHORITY: Final = "@cert-authority"
@@ -128,7 +129,7 @@ class HostPatterns:
             return hmac.compare_digest(_name_mac(self.salt, name), self.digest)
         positive = False
         for negated, pattern, wild in self.patterns:
-            if _glob_match(name, pattern) if wild else name == pattern:
+            if match_host_pattern(name, pattern) if wild else name == pattern:
                 if negated:
                     return False
                 positive = True
@@ -544,29 +545,6 @@ def _b64decode(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise _BadLine(f"invalid base64 in the {what}") from None
-
-
-def _glob_match(name: str, pattern: str) -> bool:
-    """OpenSSH's match_pattern: ``*`` is any run of characters, ``?`` any one; the rest is literal.
-
-    Greedy matching with one backtrack point is linear per attempt, so hostile patterns stay cheap.
-    """
-    n = p = 0
-    star = -1
-    resume = 0
-    while n < len(name):
-        if p < len(pattern) and pattern[p] == "*":
-            star, resume = p, n
-            p += 1
-        elif p < len(pattern) and pattern[p] in ("?", name[n]):
-            n += 1
-            p += 1
-        elif star >= 0:
-            resume += 1
-            n, p = resume, star + 1
-        else:
-            return False
-    return pattern[p:].strip("*") == ""
 
 
 def _check_storable_host(host: str, port: int) -> None:

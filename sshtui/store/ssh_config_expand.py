@@ -12,30 +12,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from sshtui.store.patterns import match_host_pattern
 from sshtui.store.ssh_config_keywords import BadValue
-
-
-def match_host_pattern(name: str, pattern: str) -> bool:
-    """OpenSSH's wildcard match: ``*`` any run of characters, ``?`` any one, all else literal.
-
-    Backtracking only to the last ``*`` seen bounds the work by len(name) × len(pattern), so even a
-    pathological pattern stays cheap."""
-    n = p = 0
-    star = -1
-    resume = 0
-    while n < len(name):
-        if p < len(pattern) and pattern[p] == "*":
-            star, resume = p, n
-            p += 1
-        elif p < len(pattern) and pattern[p] in ("?", name[n]):
-            n += 1
-            p += 1
-        elif star >= 0:
-            resume += 1
-            n, p = resume, star + 1
-        else:
-            return False
-    return pattern[p:].strip("*") == ""
 
 
 def host_matches(patterns: tuple[str, ...], host: str) -> bool:
