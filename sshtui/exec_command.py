@@ -51,7 +51,10 @@ DEFAULT_SIZE = (80, 24)
 
 def error(message: str) -> None:
     """One line on stderr, however many lines the underlying message had."""
-    print(f"sshtui: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    text = " ".join(message.split())
+    # Host names and server text may carry terminal escapes: show them, never let them act.
+    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    print(f"sshtui: {text}", file=sys.stderr, flush=True)
 
 
 @dataclass

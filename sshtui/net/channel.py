@@ -210,7 +210,8 @@ class Channel:
 
     async def request(self, body: m.TypedData, want_reply: bool = True) -> bool:
         if self.closed.done():
-            raise ConnectionClosedError("channel is closed")
+            reason = f": {self.error}" if self.error else ""
+            raise ConnectionClosedError(f"channel is closed{reason}")
         future: asyncio.Future[bool] | None = None
         if want_reply:
             future = self._loop.create_future()

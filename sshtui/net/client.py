@@ -376,7 +376,8 @@ class SSHClient:
         authenticator = Authenticator(auth, queue, self._flush, self.options.auth, timeout)
         try:
             await authenticator.run()
-        except AuthenticationFailed:
+        except (AuthenticationFailed, ConnectionClosedError):
+            # A send on a connection that already failed: the failure itself is the news.
             if self.error is not None:
                 raise self.error from None
             raise
