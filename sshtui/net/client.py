@@ -254,7 +254,9 @@ class SSHClient:
                 self.on_channel_open_request(event)
             else:
                 self.conn.require_channels().reject_open(
-                    event.local_id, OpenFailureReason.ADMINISTRATIVELY_PROHIBITED, "not expected by this client"
+                    event.local_id,
+                    OpenFailureReason.ADMINISTRATIVELY_PROHIBITED,
+                    "not expected by this client",
                 )
 
     def _on_channel_request(self, event: ce.ChannelRequestReceived) -> None:
