@@ -106,7 +106,7 @@ class SshtuiApp(App[None]):
 
     # -- start-up
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         settings = self._read_config()
         themes, problems = load_themes(self.theme_dirs)
         for theme in themes:
@@ -121,7 +121,7 @@ class SshtuiApp(App[None]):
         store, writable = self._load_store()
         self.hosts_screen = HostsScreen(store, self._ssh_config_aliases(), writable=writable)
         self.install_screen(self.session_screen, "session")
-        self.push_screen(self.hosts_screen)
+        await self.push_screen(self.hosts_screen)  # composed and listed before connecting to a name
         if self.connect_to:
             self.connect_name(self.connect_to)
 

@@ -329,3 +329,84 @@ async def test_the_client_never_ends_up_authenticated_after_a_refusal() -> None:
         with pytest.raises(SSHError):
             await connect(opts)
     assert seen and not any(getattr(snapshot, "authenticated", False) for snapshot in seen)
+
+
+# --- planted secrets never leak (DS-07) ------------------------------------------------------------
+
+CANARY_PASSWORD = "canary-password-5f2a9c71"
+CANARY_PASSPHRASE = "canary-passphrase-81d3e7b0"
+
+
+async def test_planted_secrets_appear_in_no_log_error_or_snapshot(
+    sshd_factory: Callable[..., SshdServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import shutil
+    import subprocess
+    import traceback
+
+    from sshtui.ssh.snapshot import to_jsonable
+
+    caplog.set_level(logging.DEBUG)
+    server = sshd_factory(["PasswordAuthentication yes", "KbdInteractiveAuthentication no"])
+    locked = tmp_path / "id_locked"
+    shutil.copy(server.client_key, locked)
+    shutil.copy(f"{server.client_key}.pub", f"{locked}.pub")
+    locked.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-N", CANARY_PASSPHRASE, "-f", str(locked)], check=True,
+                   capture_output=True)
+    seen: list[str] = []
+
+    asked: list[str] = []
+
+    async def passphrase(prompt: str) -> str:
+        asked.append("passphrase")
+        return CANARY_PASSPHRASE
+
+    async def password(prompt: str) -> str:
+        asked.append("password")
+        return CANARY_PASSWORD
+
+    # 1. The passphrase unlocks an authorised key; the session works.
+    opts = ClientOptions(host=HOST, port=server.port, username=server.user, connect_timeout=10,
+                         auth=AuthOptions(identity_files=[locked], identities_only=True,
+                                          passphrase_prompt=passphrase),
+                         on_snapshot=lambda snapshot: seen.append(repr(snapshot)))
+    client = await connect(opts)
+    assert (await client.run("echo ok")).stdout == b"ok\n"
+    seen.append(repr(client.snapshot()) + repr(to_jsonable(client.snapshot())) + repr(client.conn.transport))
+    await client.close()
+
+    # 2. A wrong password is refused: the error and its traceback must not carry it.
+    opts = ClientOptions(host=HOST, port=server.port, username=server.user, connect_timeout=10,
+                         auth=AuthOptions(identities_only=True, password_prompt=password,
+                                          preferred=("password",)))
+    with pytest.raises(SSHError) as failure:
+        await connect(opts)
+    seen.append(str(failure.value) + repr(failure.value))
+    seen.append("".join(traceback.format_exception(failure.value)))
+
+    # 3. The CLI with --stats-json: stderr and the statistics file.
+    askpass = tmp_path / "askpass"
+    askpass.write_text(f"#!/bin/sh\necho {CANARY_PASSWORD}\n")
+    askpass.chmod(0o755)
+    stats = tmp_path / "stats.json"
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT), "SSHTUI_ASKPASS": str(askpass)}
+    env.pop("SSH_AUTH_SOCK", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sshtui", "exec", "-p", str(server.port),
+        "-o", f"UserKnownHostsFile={server.known_hosts_file}", "-o", "PubkeyAuthentication=no",
+        "--stats-json", str(stats), server.host, "true",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env, start_new_session=True,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 255
+    seen += [out.decode(), err.decode(), stats.read_text() if stats.exists() else ""]
+
+    seen.append(caplog.text)
+    assert asked[:1] == ["passphrase"] and "password" in asked  # both canaries were handed over
+    everything = "\n".join(seen)
+    assert "password" in everything.lower()  # the attempts are recorded, only not their secrets
+    assert CANARY_PASSWORD not in everything
+    assert CANARY_PASSPHRASE not in everything

@@ -227,3 +227,22 @@ async def test_themes_load_from_toml_and_bindings_can_be_remapped_by_id(home: Pa
         assert any("sparkle" in str(n.message) for n in app._notifications)  # reported, not fatal
         await pilot.press("insert")
         await wait_for(pilot, lambda: showing(app, HostFormDialog), what="form opened by the remapped key")
+
+
+async def test_sshtui_host_opens_the_app_and_connects_to_that_host(home: Path, hosts_file: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hosts_file.write_text(f'[hosts.here]\nhostname = "127.0.0.1"\nport = {port}\n')
+    app = make_app(home, connect_to="here")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.latest_connection("saved:here") is not None, what="connect")
+        conn = app.latest_connection("saved:here")
+        assert conn is not None and conn.target.destination == "127.0.0.1" and conn.target.port == port
+        await wait_for(pilot, lambda: conn.error != "", what="refused")
+        assert "Connection refused" in conn.error and app.is_running
+        await pilot.pause(0.1)
+        assert app.hosts_screen is not None
+        assert "failed: " in str(app.hosts_screen.host_list.get_option_at_index(1).prompt)  # the host's state

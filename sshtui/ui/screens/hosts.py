@@ -189,6 +189,8 @@ class HostsScreen(Screen[None]):
 
     def connection_updated(self, view: ConnectionView) -> None:
         self.states[view.key] = view
+        if not self.query("#host-list"):
+            return  # not composed yet, or being torn down: the list is built from ``states`` later
         for index in range(self.host_list.option_count):
             option = self.host_list.get_option_at_index(index)
             if option.id and option.id.split("|", 1)[-1] == view.key:
