@@ -138,11 +138,14 @@ async def test_changed_host_key_is_refused_before_authentication(home: Path, ssh
         # Removing the old key needs the host name typed out.
         remove = screen.query_one("#remove-old")
         assert remove.disabled
-        screen.query_one("#confirm-host", Input).focus()
+        typed = screen.query_one("#confirm-host", Input)
+        typed.focus()
+        await pilot.pause()
         await pilot.press(*"127.0.0.2")
+        await wait_for(pilot, lambda: typed.value == "127.0.0.2", what="host name typed")
         assert remove.disabled
         await pilot.press("backspace", "1")
-        assert not remove.disabled
+        await wait_for(pilot, lambda: not remove.disabled, what="remove enabled by the right host name")
         await pilot.click("#remove-old")
         await wait_for(pilot, lambda: app.screen is app.hosts_screen, what="screen closed")
         assert f"[127.0.0.1]:{sshd.port}" not in known.read_text()
