@@ -150,7 +150,7 @@ class _Session:
             except SSHError as exc:
                 error(f"{host}: {exc.message}")
                 return EXIT_CONNECTION
-            self._core = self.client.conn.require_channels().channel(channel.local_id)
+            self._core = channel.core
             with _window_resizes(channel, self.request.pty):
                 return await self._stream(channel)
 

@@ -97,6 +97,8 @@ class Channel:
     def __init__(self, layer: ConnectionLayer, local_id: int, flush: Callable[[], None]):
         self._layer = layer
         self.local_id = local_id
+        # The core's channel object, kept so its final counters stay readable after the close.
+        self.core = layer.channel(local_id)
         self._flush = flush
         self.stdout = _Stream()
         self.stderr = _Stream()
