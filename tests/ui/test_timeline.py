@@ -43,13 +43,21 @@ def line_of(text: str, needle: str) -> str:
     return next(line for line in text.splitlines() if needle in line)
 
 
+async def settle(pilot, app) -> None:  # type: ignore[no-untyped-def]
+    """The widget repaints on a 4 Hz timer: wait (bounded) until it has shown the snapshot."""
+    for _ in range(40):
+        await pilot.pause(0.1)
+        if "NEWKEYS" in app.timeline.section_text("waterfall"):
+            return
+
+
 async def test_waterfall_lists_the_setup_in_protocol_order_with_offsets(client: SSHClient) -> None:
     result = await client.run("echo hello")
     assert result.stdout == b"hello\n"
     app = TimelineApp()
     async with app.run_test() as pilot:
         app.timeline.update_snapshot(client.snapshot(), tcp_connect_ms=1.5)
-        await pilot.pause(0.3)
+        await settle(pilot, app)
         text = app.timeline.section_text("waterfall")
         newkeys = line_of(text, "NEWKEYS")
         assert re.search(OFFSET, newkeys), newkeys
@@ -69,7 +77,7 @@ async def test_log_shows_encrypted_messages_with_counts(client: SSHClient) -> No
     app = TimelineApp()
     async with app.run_test() as pilot:
         app.timeline.update_snapshot(snapshot)
-        await pilot.pause(0.3)
+        await settle(pilot, app)
         log = app.timeline.section_text("log")
         assert "KEXINIT" not in log  # the clear-text handshake is in the waterfall, not the log
         assert "CHANNEL_DATA" in log
