@@ -2,11 +2,12 @@
 
 It starts the embedded server on a free 127.0.0.1 port with a throwaway host key and user key
 in a temporary directory, writes a known_hosts line there (the user's own files are never
-touched), starts a tiny local web page, and opens a shell in this terminal through our client,
-checking the host key against that known_hosts line. Without a terminal on stdin it runs one
-command instead. A report from the client's connection snapshot follows (RFC 4253 §7 key
-exchange, the negotiated algorithms, rekeys, bytes, the handshake timeline), and everything the
-demo started is stopped and removed. ``--in-memory`` only prints a handshake done in memory.
+touched) and starts a tiny local web page. In a terminal it then runs the app connected to that
+server: a shell tab with the side panel open and a ``-L`` forward (RFC 4254 §7.2) to the web page
+through our client; leaving the app (ctrl+q) stops it all. Without a terminal it runs one command
+through our client instead. A report from the client's connection snapshot follows (RFC 4253 §7
+key exchange, the negotiated algorithms, rekeys, bytes, the handshake timeline), and everything
+the demo started is stopped and removed. ``--in-memory`` only prints a handshake done in memory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import http.server
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -59,6 +61,8 @@ async def run_demo() -> int:
 
     out = sys.stdout
     interactive = sys.stdin.isatty()
+    if interactive and sys.stdout.isatty():
+        return await run_app_demo()
     async with _demo_environment() as env:
         policy = TrustPolicy([env.known_hosts], strict="yes")
         options = ClientOptions(
@@ -75,6 +79,41 @@ async def run_demo() -> int:
             await client.close()
         print(report(snapshot, status), file=out, flush=True)
     return 0
+
+
+async def run_app_demo() -> int:
+    """The app on the embedded server: a shell tab, the side panel and a -L forward to the web page."""
+    from sshtui.store import known_hosts
+    from sshtui.ui.app import SshtuiApp
+    from sshtui.ui.models import ConnectTarget
+
+    async with _demo_environment() as env:
+        known_hosts.add(env.known_hosts, "127.0.0.1", env.port, env.host_key.public_blob, hashed=False)
+        forward_port = _free_port()
+        web_port = int(env.web_url.rstrip("/").rsplit(":", 1)[1])
+        target = ConnectTarget("demo", "127.0.0.1", env.port, env.user, options=(
+            f"IdentityFile={env.directory / 'id_ed25519'}", "IdentitiesOnly=yes",
+            f"UserKnownHostsFile={env.known_hosts}", "StrictHostKeyChecking=yes", "ServerAliveInterval=5",
+        ))
+        app = SshtuiApp(
+            hosts_path=env.directory / "hosts.toml", show_panel=True, start_target=target,
+            open_forwards=[f"-L {forward_port}:127.0.0.1:{web_port}"],
+        )
+        await app.run_async()
+        conn = app.driver.connections.get(1)
+        snapshot = conn.snapshot if conn is not None else None
+    print(f"sshtui demo: the web page was forwarded from http://127.0.0.1:{forward_port}/ to {env.web_url}")
+    if snapshot is not None:
+        print(report(snapshot, "the app was closed"), flush=True)
+    return 0
+
+
+def _free_port() -> int:
+    """A loopback port free right now, for a forward the user can type (the dashboard shows it too)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 async def _run_session(client: SSHClient, interactive: bool) -> str:
@@ -210,7 +249,7 @@ def summary(env: _Environment, t: TransportSnapshot, interactive: bool) -> str:
         f"  key exchange  {t.kex_algorithm}{pq}, strict kex {'on' if t.strict_kex else 'off'}",
         f"  cipher        {_pair(t.cipher_c2s, t.cipher_s2c)}",
         f"  MAC           {macs}{' (AEAD: integrity is part of the cipher)' if macs == 'implicit' else ''}",
-        f"  web page      {env.web_url} (a tiny local server; forwarding to it comes later)",
+        f"  web page      {env.web_url} (a tiny local server; in a terminal the app forwards a port to it)",
         f"  temporary dir {d} (keys and known_hosts; removed on exit)",
         f"  try also      ssh -i {d}/id_ed25519 -o UserKnownHostsFile={d}/known_hosts"
         f" -p {env.port} 127.0.0.1",

@@ -123,24 +123,23 @@ class Tmux:
 
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("leave", ["exit", "~."])
-def test_demo_in_a_terminal(tmp_path: Path, leave: str) -> None:
+def test_demo_in_a_terminal_runs_the_app(tmp_path: Path) -> None:
     env, home, tmpdir = demo_env(tmp_path)
     tmux = Tmux(tmp_path / "tmux.sock", env)
     try:
         tmux.start(f"{sys.executable} -m sshtui demo")
-        tmux.wait_for(r"Leave with `exit`")
-        time.sleep(0.5)  # let the login shell print its prompt
+        screen = tmux.wait_for(r"(?m)^[^\s▏]*[$#] ", timeout=30)  # the shell's prompt in its tab
+        assert "demo #1" in screen  # the tab
+        tmux.wait_for(r"Negotiated(.|\n)*cipher c→s +\S+")  # the side panel is open
         tmux.run("send-keys", "-t", "demo", "echo tmux-$((6*7))", "Enter")
-        tmux.wait_for(r"(?m)^tmux-42\s*$")
-        if leave == "exit":
-            tmux.run("send-keys", "-t", "demo", "exit", "Enter")
-            expected = "Connection report (the remote program exited with status 0)"
-        else:
-            tmux.run("send-keys", "-t", "demo", "-l", "~.")
-            expected = "Connection report (disconnected with ~.)"
-        screen = tmux.wait_for(re.escape(expected))
+        tmux.wait_for(r"(?m)^tmux-42\s")
+        # The shell keeps every key: ctrl+] gives the keyboard back to the app, whose quit key is ctrl+q.
+        tmux.run("send-keys", "-t", "demo", "C-]")
+        time.sleep(0.3)
+        tmux.run("send-keys", "-t", "demo", "C-q")
+        screen = tmux.wait_for(re.escape("Connection report (the app was closed)"))
         assert "USERAUTH_SUCCESS" in screen
+        assert re.search(r"forwarded from http://127\.0\.0\.1:\d+/", screen)
         deadline = time.monotonic() + 10
         while not tmux.pane_dead() and time.monotonic() < deadline:
             time.sleep(0.1)

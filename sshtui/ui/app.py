@@ -5,6 +5,10 @@ with dialogs (it is the driver's ``Prompts``). Themes are Textual ``Theme``s rea
 ``themes/*.toml`` (shipped) and ``<config>/themes/*.toml`` (the user's); ``<config>/config.toml``
 may name the theme (``theme = "..."``) and remap bindings by id (``[keymap]``, e.g.
 ``"hosts.add" = "insert"``). A failed connection is a notification, never the end of the app.
+
+Port forwards of every connection live in one ``ForwardManager`` (the forwards dashboard shows
+them); a saved host's ``forwards`` start each time it connects. The trust manager, the keys screen,
+the forwards dashboard and every screen action are also in the command palette (ctrl+p).
 """
 
 from __future__ import annotations
@@ -12,20 +16,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import tomllib
-from collections.abc import Coroutine, Iterable, Sequence
-from pathlib import Path
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Sequence
+from functools import partial
+from pathlib import Path, PurePath
 from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.theme import Theme
 
+from sshtui.forward_spec import ForwardSpecError
 from sshtui.net.trust import HostKeyTrustError, UnknownHostQuestion
 from sshtui.store.hosts import HostsError, HostStore
 from sshtui.store.paths import config_dir, hosts_file
 from sshtui.store.ssh_config import SYSTEM_CONFIG_FILE, SshConfigError, load_ssh_config
 from sshtui.ui.driver import Connection, ConnectionUpdated, ConnState, HostKeyChoice, SessionDriver
+from sshtui.ui.forward_manager import ForwardManager, parse_spec_text
 from sshtui.ui.models import ConnectTarget
 from sshtui.ui.screens.dialogs import (
     HostKeyRefusedScreen,
@@ -34,6 +42,7 @@ from sshtui.ui.screens.dialogs import (
     UnknownHostKeyDialog,
 )
 from sshtui.ui.screens.hosts import HostsScreen, quick_target
+from sshtui.ui.screens.live import ForwardsScreen, TimelineScreen
 from sshtui.ui.screens.session import SessionScreen
 
 SHIPPED_THEMES = Path(__file__).resolve().parents[2] / "themes"
@@ -74,9 +83,48 @@ def load_themes(directories: Iterable[Path]) -> tuple[list[Theme], list[str]]:
     return themes, problems
 
 
+# (title, help, action on the app)
+PALETTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
+    ("Hosts", "the list of saved hosts and ssh_config aliases", "show_hosts"),
+    ("Sessions", "the shell tabs", "sessions"),
+    ("Trust manager", "known_hosts entries: search, remove, check live", "trust"),
+    ("Keys", "your SSH keys: generate, passphrase, copy the public key", "keys"),
+    ("Forwards dashboard", "every port forward of every connection", "forwards"),
+    ("Toggle side panel", "kex, algorithms, rekey limits, windows, keepalive", "session('toggle_panel')"),
+    ("Handshake timeline", "the focused connection's handshake; export diagnostics", "session('timeline')"),
+    ("Toggle broadcast", "type into every broadcasting tab at once", "session('toggle_broadcast')"),
+    ("New shell", "another shell on the focused tab's connection", "session('new_shell')"),
+    ("Close tab", "close the focused shell", "session('close_tab')"),
+    ("Reconnect", "reconnect the focused tab's connection", "session('reconnect')"),
+    ("Quit", "close every connection and forward, then leave", "quit"),
+)
+
+
+class SshtuiCommands(Provider):
+    """Every action of the app's screens in the command palette."""
+
+    def _actions(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        app = self.app
+        assert isinstance(app, SshtuiApp)
+        return [(title, help_text, partial(app.run_action, action))
+                for title, help_text, action in PALETTE_ACTIONS]
+
+    async def discover(self) -> Hits:
+        for title, help_text, run in self._actions():
+            yield DiscoveryHit(title, run, help=help_text)
+
+    async def search(self, query: str) -> AsyncGenerator[Hit, None]:
+        matcher = self.matcher(query)
+        for title, help_text, run in self._actions():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), run, help=help_text)
+
+
 class SshtuiApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH: ClassVar[list[str | PurePath]] = ["app.tcss", "panels.tcss"]
     TITLE = "sshtui"
+    COMMANDS = App.COMMANDS | {SshtuiCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
@@ -89,6 +137,9 @@ class SshtuiApp(App[None]):
         home: Path | None = None,
         system_config_file: Path | None = SYSTEM_CONFIG_FILE,
         theme_dirs: Sequence[Path] | None = None,
+        show_panel: bool = False,
+        open_forwards: Sequence[str] = (),
+        start_target: ConnectTarget | None = None,
     ) -> None:
         super().__init__()
         self.connect_to = connect_to
@@ -102,7 +153,10 @@ class SshtuiApp(App[None]):
         )
         self._states: dict[int, ConnState] = {}
         self.hosts_screen: HostsScreen | None = None
-        self.session_screen = SessionScreen(self.driver)
+        self.session_screen = SessionScreen(self.driver, show_panel=show_panel)
+        self.forwards = ForwardManager(self._forward_problem)
+        self.open_forwards = tuple(open_forwards)  # started on the first connection (``sshtui demo``)
+        self.start_target = start_target
 
     # -- start-up
 
@@ -124,6 +178,8 @@ class SshtuiApp(App[None]):
         await self.push_screen(self.hosts_screen)  # composed and listed before connecting to a name
         if self.connect_to:
             self.connect_name(self.connect_to)
+        elif self.start_target is not None:
+            self.connect_quick(self.start_target)
 
     def _read_config(self) -> dict[str, Any]:
         path = config_dir() / "config.toml"
@@ -211,10 +267,19 @@ class SshtuiApp(App[None]):
             self.hosts_screen.connection_updated(view)
         if self.session_screen.is_mounted:
             self.session_screen.connection_updated(view)
+        conn = self.driver.connections.get(view.conn_id)
+        screen = self.screen
+        if isinstance(screen, TimelineScreen) and conn is not None:
+            screen.refresh_from(conn)
+        elif isinstance(screen, ForwardsScreen):
+            screen.refresh_forwards()
         if view.state is previous:
             return
-        conn = self.driver.connections.get(view.conn_id)
+        if conn is not None and self.forwards.of(conn):
+            await self.forwards.connection_changed(conn)
         if view.state is ConnState.CONNECTED and conn is not None:
+            if conn.attempt == 1 and not self.forwards.of(conn):
+                self.run_worker(self._start_saved_forwards(conn), exit_on_error=False)
             await self.show_sessions()
             self.session_screen.connection_ready(conn)
         elif view.state is ConnState.FAILED:
@@ -225,8 +290,69 @@ class SshtuiApp(App[None]):
                         title="Connection lost", severity="warning", markup=False, timeout=10)
 
     async def action_quit(self) -> None:
+        await self.forwards.close_all()
         await self.driver.close_all()
         self.exit()
+
+    # -- forwards
+
+    def _forward_problem(self, text: str) -> None:
+        self.notify(text, title="Port forward", severity="error", markup=False, timeout=10)
+
+    def saved_forwards(self, conn: Connection) -> tuple[str, ...]:
+        entry = next((e for e in self.hosts_screen.entries if e.key == conn.key), None) \
+            if self.hosts_screen else None
+        saved = entry.host.forwards if entry is not None and entry.host is not None else ()
+        first = conn.conn_id == min(self.driver.connections)
+        return tuple(saved) + (self.open_forwards if first else ())
+
+    async def _start_saved_forwards(self, conn: Connection) -> None:
+        for text in self.saved_forwards(conn):
+            try:
+                await self.forwards.add(conn, parse_spec_text(text))
+            except ForwardSpecError as exc:
+                self._forward_problem(str(exc))
+
+    # -- screens for the palette and the hosts screen
+
+    async def action_show_hosts(self) -> None:
+        while len(self.screen_stack) > 2:
+            await self.pop_screen()
+        if self.screen is self.session_screen:
+            await self.pop_screen()
+
+    async def action_sessions(self) -> None:
+        await self.show_sessions()
+
+    def action_trust(self) -> None:
+        from sshtui.ui.screens.trust import TrustScreen, default_files
+
+        self.push_screen(TrustScreen(default_files(self.home), fetch_host_key=self._fetch_host_key))
+
+    async def _fetch_host_key(self, host: str, port: int) -> bytes:
+        from sshtui.known_hosts_command import fetch_host_key
+        from sshtui.options import resolve_settings
+
+        settings = resolve_settings(host, port=str(port), home=self.home,
+                                    system_config_file=self.system_config_file)
+        _, blob = await fetch_host_key(settings)
+        return blob
+
+    def action_keys(self) -> None:
+        from sshtui.ui.screens.keys import KeysScreen
+
+        self.push_screen(KeysScreen(home=self.home))
+
+    def action_forwards(self) -> None:
+        self.push_screen(ForwardsScreen(self._focused_connection))
+
+    def _focused_connection(self) -> Connection | None:
+        pane = self.session_screen.active_pane() if self.session_screen.is_mounted else None
+        return pane.conn if pane is not None else None
+
+    async def action_session(self, action: str) -> None:
+        await self.show_sessions()
+        await self.session_screen.run_action(action)
 
     # -- the driver's Prompts
 

@@ -139,6 +139,8 @@ async def test_changed_host_key_is_refused_before_authentication(home: Path, ssh
         remove = screen.query_one("#remove-old")
         assert remove.disabled
         typed = screen.query_one("#confirm-host", Input)
+        # The dialog focuses its Close button once mounted; take the focus only after that.
+        await wait_for(pilot, lambda: screen.query_one("#close").has_focus, what="dialog focused")
         typed.focus()
         await pilot.pause()
         await pilot.press(*"127.0.0.2")

@@ -83,6 +83,9 @@ class HostsScreen(Screen[None]):
         Binding("i", "details", "Details", id="hosts.details"),
         Binding("s", "sessions", "Sessions", id="hosts.sessions"),
         Binding("slash", "focus_filter", "Filter", id="hosts.filter"),
+        Binding("ctrl+t", "app.trust", "Trust", id="hosts.trust"),
+        Binding("ctrl+k", "app.keys", "Keys", id="hosts.keys"),
+        Binding("ctrl+f", "app.forwards", "Forwards", id="hosts.forwards"),
     ]
 
     def __init__(self, store: HostStore, config_aliases: list[str], *, writable: bool = True) -> None:

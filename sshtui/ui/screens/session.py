@@ -7,19 +7,23 @@ window rather than in our memory; keystrokes are written in order by one writer 
 become window-change requests, the last size of a burst only. Closing a tab closes its channel and
 the connection closes with its last channel. The terminal keeps every key; ctrl+] (or Escape twice)
 hands the keyboard back to this screen's bindings.
+
+The side panel (``p``) follows the focused tab's connection, fed from the driver's snapshots (at most
+4 a second) and the client's keepalive round trip. Broadcast (``b`` on each tab that should receive)
+sends what is typed in any broadcasting tab to every broadcasting tab; each shows it in its title.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Label, TabbedContent, TabPane
@@ -28,21 +32,28 @@ from sshtui.net.channel import Channel
 from sshtui.ssh.errors import SSHError
 from sshtui.ui.driver import Connection, ConnectionView, ConnState, SessionDriver, describe_error
 from sshtui.ui.terminal.widget import TerminalView
+from sshtui.ui.widgets.side_panel import SidePanel
 
 READ_CHUNK = 64 * 1024
 RESIZE_DELAY = 0.08
 DEFAULT_SIZE = (80, 24)
 KEYBOARD_HINT = (
     "The shell has the keyboard: ctrl+] (or Esc Esc) gives it back for n new shell, w close tab, "
-    "r reconnect, h hosts"
+    "r reconnect, p panel, t timeline, b broadcast, f forwards, h hosts"
 )
+BROADCAST_MARK = "((broadcast))"
 
 
 class ShellPane(TabPane):
     """One tab: a terminal and the shell channel behind it (None while opening or after it ended)."""
 
-    def __init__(self, driver: SessionDriver, conn: Connection, number: int, pane_id: str) -> None:
+    def __init__(
+        self, driver: SessionDriver, conn: Connection, number: int, pane_id: str,
+        route_input: Callable[[ShellPane, bytes], bool] | None = None,
+    ) -> None:
         self.driver = driver
+        self.broadcast = False
+        self._route_input = route_input
         self.conn = conn
         self.number = number
         self.channel: Channel | None = None
@@ -62,7 +73,8 @@ class ShellPane(TabPane):
             state = f"{view.state.value} (r: reconnect)"
         elif view.state is ConnState.CONNECTING:
             state = view.status
-        return f"{view.label} #{self.number} · {state}"
+        mark = f"{BROADCAST_MARK} " if self.broadcast else ""
+        return f"{mark}{view.label} #{self.number} · {state}"
 
     # -- the channel
 
@@ -108,6 +120,12 @@ class ShellPane(TabPane):
                 return
 
     def _write(self, data: bytes) -> None:
+        if self._route_input is not None and self.broadcast and self._route_input(self, data):
+            return
+        self.send(data)
+
+    def send(self, data: bytes) -> None:
+        """Bytes to the shell, in order with the keys typed here."""
         if self.channel is not None and data:
             self._outgoing.put_nowait(data)
 
@@ -175,18 +193,28 @@ class SessionScreen(Screen[None]):
         Binding("i", "details", "Details", id="session.details"),
         Binding("escape,h", "hosts", "Hosts", id="session.hosts"),
         Binding("enter", "focus_terminal", "Back to shell", id="session.focus_terminal"),
+        Binding("p", "toggle_panel", "Panel", id="session.panel"),
+        Binding("t", "timeline", "Timeline", id="session.timeline"),
+        Binding("b", "toggle_broadcast", "Broadcast", id="session.broadcast"),
+        Binding("f", "forwards", "Forwards", id="session.forwards"),
     ]
 
-    def __init__(self, driver: SessionDriver) -> None:
+    def __init__(self, driver: SessionDriver, *, show_panel: bool = False) -> None:
         super().__init__(id="session")
+        self.show_panel = show_panel
         self.driver = driver
         self._tab_numbers = 0
         self._per_connection: dict[int, int] = {}
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="session-body"):
-            yield Label("No sessions yet: pick a host (esc) and press enter.", id="no-sessions")
-            yield TabbedContent(id="tabs")
+        with Horizontal(id="session-main"):
+            with Vertical(id="session-body"):
+                yield Label("No sessions yet: pick a host (esc) and press enter.", id="no-sessions")
+                yield TabbedContent(id="tabs")
+            panel = SidePanel(id="side-panel")
+            panel.display = self.show_panel
+            yield panel
+        yield Label("", id="broadcast-bar")
         yield Label(KEYBOARD_HINT, id="session-hint")
         yield Footer()
 
@@ -208,7 +236,7 @@ class SessionScreen(Screen[None]):
         self._tab_numbers += 1
         number = self._per_connection.get(conn.conn_id, 0) + 1
         self._per_connection[conn.conn_id] = number
-        pane = ShellPane(self.driver, conn, number, f"tab-{self._tab_numbers}")
+        pane = ShellPane(self.driver, conn, number, f"tab-{self._tab_numbers}", self._broadcast_input)
         await self.tabs.add_pane(pane)
         self.tabs.active = pane.id or ""
         self.query_one("#no-sessions").display = False
@@ -234,6 +262,9 @@ class SessionScreen(Screen[None]):
     async def close_pane(self, pane: ShellPane) -> None:
         await pane.close()
         await self.tabs.remove_pane(pane.id or "")
+        if pane.broadcast:
+            pane.broadcast = False
+            self._show_broadcast_bar()
         if not self.panes():
             self.query_one("#no-sessions").display = True
 
@@ -252,6 +283,75 @@ class SessionScreen(Screen[None]):
                 if view.state in (ConnState.DROPPED, ConnState.CLOSED, ConnState.FAILED):
                     pane.channel = None
                 pane.refresh_title()
+        active = self.active_pane()
+        if active is not None and active.conn.conn_id == view.conn_id:
+            self.refresh_panel()
+
+    # -- the side panel
+
+    @property
+    def side_panel(self) -> SidePanel:
+        return self.query_one("#side-panel", SidePanel)
+
+    def refresh_panel(self) -> None:
+        """The focused tab's connection into the panel (the panel itself re-renders at most 4 Hz)."""
+        from sshtui.ui.screens.live import liveness_of
+
+        pane = self.active_pane()
+        if pane is None or not self.side_panel.display or pane.conn.snapshot is None:
+            return
+        self.side_panel.update_snapshot(pane.conn.snapshot, liveness_of(pane.conn))
+
+    def action_toggle_panel(self) -> None:
+        self.show_panel = not self.show_panel
+        self.side_panel.display = self.show_panel
+        self.refresh_panel()
+
+    def action_timeline(self) -> None:
+        from sshtui.ui.screens.live import TimelineScreen
+
+        pane = self.active_pane()
+        if pane is None or pane.conn.snapshot is None:
+            self.notify("no connection in this tab yet", severity="warning")
+            return
+        self.app.push_screen(TimelineScreen(pane.conn))
+
+    def action_forwards(self) -> None:
+        from sshtui.ui.screens.live import ForwardsScreen
+
+        self.app.push_screen(ForwardsScreen(lambda: pane.conn if (pane := self.active_pane()) else None))
+
+    # -- broadcast
+
+    def broadcasting(self) -> list[ShellPane]:
+        return [pane for pane in self.panes() if pane.broadcast]
+
+    def _broadcast_input(self, origin: ShellPane, data: bytes) -> bool:
+        """Typed in a broadcasting tab: to every broadcasting tab. False leaves it to the tab itself."""
+        receivers = self.broadcasting()
+        if origin not in receivers or len(receivers) < 2:
+            return False
+        for pane in receivers:
+            pane.send(data)
+        return True
+
+    def set_broadcast(self, pane: ShellPane, on: bool) -> None:
+        pane.broadcast = on
+        pane.set_class(on, "broadcasting")
+        pane.refresh_title()
+        self._show_broadcast_bar()
+
+    def _show_broadcast_bar(self) -> None:
+        receivers = self.broadcasting()
+        bar = self.query_one("#broadcast-bar", Label)
+        bar.display = bool(receivers)
+        names = ", ".join(f"{p.conn.target.label} #{p.number}" for p in receivers)
+        bar.update(f"BROADCAST: typing goes to {len(receivers)} tab(s): {names}" if receivers else "")
+
+    def action_toggle_broadcast(self) -> None:
+        pane = self.active_pane()
+        if pane is not None:
+            self.set_broadcast(pane, not pane.broadcast)
 
     # -- actions
 
@@ -296,6 +396,7 @@ class SessionScreen(Screen[None]):
         pane = event.pane
         if isinstance(pane, ShellPane):
             pane.terminal.focus()
+            self.refresh_panel()
 
     @on(TerminalView.FocusReleased)
     def _released(self) -> None:
@@ -305,5 +406,9 @@ class SessionScreen(Screen[None]):
     def _title(self, event: TerminalView.TitleChanged) -> None:
         self.sub_title = event.title
 
+    def on_mount(self) -> None:
+        self.query_one("#broadcast-bar", Label).display = False
+
     def on_screen_resume(self) -> None:
         self.action_focus_terminal()
+        self.refresh_panel()
