@@ -33,7 +33,7 @@ fi
 # --- 2. Real SSH peers for the interop tests ---------------------------------------------------
 have() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]]; }
 missing=()
-for tool in sshd ssh ssh-keygen dropbear tmux; do
+for tool in sshd ssh ssh-keygen dropbear tmux vim; do
     have "$tool" || missing+=("$tool")
 done
 if ((${#missing[@]})); then
@@ -41,7 +41,7 @@ if ((${#missing[@]})); then
         step "installing ${missing[*]} (OpenSSH, dropbear and tmux for the interop tests)"
         if ! { apt-get update -qq &&
                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-                   openssh-server openssh-client dropbear-bin tmux >/dev/null; }; then
+                   openssh-server openssh-client dropbear-bin tmux vim >/dev/null; }; then
             echo "note: installing ${missing[*]} failed; the interop tests that need them will be skipped"
         fi
     else

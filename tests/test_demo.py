@@ -148,3 +148,49 @@ def test_demo_in_a_terminal_runs_the_app(tmp_path: Path) -> None:
         assert list(tmpdir.iterdir()) == []
     finally:
         tmux.stop()
+
+
+VIM = shutil.which("vim") or shutil.which("vi")
+STTY_SIZE = r"(?m)^(\d+) (\d+)(?=\s)"  # `stty size` output; the side panel may follow on the line
+
+
+@pytest.mark.skipif(TMUX is None or VIM is None, reason="needs tmux and vim")
+@pytest.mark.timeout(120)
+def test_vim_restores_the_shell_and_resizes_reach_the_remote_pty(tmp_path: Path) -> None:
+    """In the app's shell tab: a full-screen program and its exit, then a pane resize."""
+    env, home, _tmpdir = demo_env(tmp_path)
+    tmux = Tmux(tmp_path / "tmux.sock", env)
+    try:
+        tmux.start(f"{sys.executable} -m sshtui demo")
+        tmux.wait_for(r"(?m)^[^\s▏]*[$#] ", timeout=30)
+        tmux.run("send-keys", "-t", "demo", "echo before-vim-$((2*21))", "Enter")
+        tmux.wait_for(r"(?m)^before-vim-42\s")
+        # vim takes the alternate screen; its own status line proves it drew there.
+        tmux.run("send-keys", "-t", "demo", f"{VIM} -u NONE -N {home}/notes.txt", "Enter")
+        tmux.wait_for(r"notes\.txt", timeout=20)
+        tmux.wait_for(r"(?m)^~", timeout=20)
+        tmux.run("send-keys", "-t", "demo", "Escape", ":q!", "Enter")
+        # The shell's earlier output is back once vim leaves the alternate screen.
+        screen = tmux.wait_for(r"(?m)^before-vim-42\s")
+        assert not re.search(r"(?m)^~\s*$", screen)
+        # The terminal tab's size follows the pane (the remote pty gets window-change).
+        tmux.run("send-keys", "-t", "demo", "stty size", "Enter")
+        first = tmux.wait_for(STTY_SIZE)
+        rows1, cols1 = map(int, re.findall(STTY_SIZE, first)[-1])
+        tmux.run("resize-window", "-t", "demo", "-x", "160", "-y", "40")
+        time.sleep(1.0)
+        tmux.run("send-keys", "-t", "demo", "clear; stty size", "Enter")
+        deadline = time.monotonic() + 20
+        sizes: list[tuple[int, int]] = []
+        while time.monotonic() < deadline:
+            sizes = [(int(r), int(c)) for r, c in re.findall(STTY_SIZE, tmux.screen())]
+            if sizes and sizes[-1] != (rows1, cols1):
+                break
+            time.sleep(0.2)
+        assert sizes and sizes[-1][1] < cols1 and sizes[-1][0] < rows1, (rows1, cols1, sizes)
+        tmux.run("send-keys", "-t", "demo", "C-]")
+        tmux.run("send-keys", "-t", "demo", "C-q")
+        tmux.wait_for(re.escape("Connection report (the app was closed)"))
+        assert wait_until_gone(home, ignore=tmux.server_pid) == []
+    finally:
+        tmux.stop()
