@@ -181,8 +181,8 @@ class Channel:
         return data
 
     def _consumed(self, size: int) -> None:
-        if size and not self.closed.done():
-            self._layer.consumed(self.local_id, size)
+        # Most reads return no window yet: nothing is queued then, and there is nothing to flush.
+        if size and not self.closed.done() and self._layer.consumed(self.local_id, size):
             self._flush()
 
     async def write(self, data: bytes | memoryview) -> None:

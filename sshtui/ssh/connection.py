@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sshtui.ssh.channels.events import ChannelEvent
+from sshtui.ssh.channels.events import ChannelData, ChannelEvent
 from sshtui.ssh.channels.manager import ConnectionLayer
 from sshtui.ssh.channels.snapshot import ChannelSnapshot
 from sshtui.ssh.config import TransportConfig
@@ -61,6 +61,11 @@ class AuthReady:
 
 Event = TransportEvent | AuthEvent | ServerAuthEvent | ChannelEvent | AuthReady
 _CHANNEL_DATA = int(MsgType.CHANNEL_DATA)
+
+
+def _merged_data(channel: int, parts: list[bytes | memoryview]) -> ChannelData:
+    """One event for the data of consecutive CHANNEL_DATA packets to one channel."""
+    return ChannelData(channel, b"".join(parts) if len(parts) > 1 else bytes(parts[0]), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,25 +152,52 @@ class _Connection:
 
     def _route(self, events: Sequence[TransportEvent], now: float) -> list[Event]:
         out: list[Event] = []
-        # Bulk transfers are almost all CHANNEL_DATA: it skips the general dispatch below.
+        # Bulk transfers are almost all CHANNEL_DATA: it skips the general dispatch below, and
+        # consecutive packets for one channel become one ChannelData event, which copies the
+        # data once and leaves the driver one event per read instead of one per packet.
         channels = self.channels
+        data_channel = -1
+        parts: list[bytes | memoryview] = []
+        # Only handling an event can start holding payloads back: re-checked after each one.
+        holding = bool(self._deferred) or self._awaiting_decision()
         for event in events:
             if not isinstance(event, PayloadReceived):
+                if parts:
+                    out.append(_merged_data(data_channel, parts))
+                    parts = []
                 out.append(event)
                 self._on_transport_event(event, out)
+                holding = bool(self._deferred) or self._awaiting_decision()
                 continue
-            if self._deferred or self._awaiting_decision():
+            if holding:
                 # The driver has not answered the previous auth attempt yet: keep order.
                 self._deferred.append(event)
                 continue
             try:
                 if event.msg_type == _CHANNEL_DATA and channels is not None:
-                    out += channels.on_channel_data(event.payload)
-                else:
-                    self._on_payload(event, now, out)
+                    payload = event.payload
+                    channel = channels.accept_channel_data(payload)
+                    if channel >= 0:
+                        if channel != data_channel and parts:
+                            out.append(_merged_data(data_channel, parts))
+                            parts = []
+                        data_channel = channel
+                        parts.append(payload[9:])
+                    continue
+                if parts:
+                    out.append(_merged_data(data_channel, parts))
+                    parts = []
+                self._on_payload(event, now, out)
+                holding = bool(self._deferred) or self._awaiting_decision()
+                channels = self.channels  # authentication may just have started the channels
             except ProtocolError as exc:
+                if parts:  # what arrived before the violation is delivered
+                    out.append(_merged_data(data_channel, parts))
+                    parts = []
                 out.append(self.transport.fail(exc))
                 break
+        if parts:
+            out.append(_merged_data(data_channel, parts))
         return out
 
     def _awaiting_decision(self) -> bool:
@@ -178,14 +210,15 @@ class _Connection:
 
     def _on_payload(self, event: PayloadReceived, now: float, out: list[Event]) -> None:
         msg_type = event.msg_type
+        payload = event.payload if type(event.payload) is bytes else bytes(event.payload)
         if msg_type < 80:
-            out.extend(self._handle_auth(event.payload))
+            out.extend(self._handle_auth(payload))
         elif self.channels is None:
             raise RemoteProtocolError(
                 f"peer sent message {msg_type} (connection layer) before authentication"
             )
         elif msg_type <= 100:
-            out.extend(self.channels.handle(event.payload, now))
+            out.extend(self.channels.handle(payload, now))
         else:
             self.transport.send_unimplemented(event.sequence)
 

@@ -63,7 +63,9 @@ class PayloadReceived:
     """A message for the service layer (message number 50 and above)."""
 
     msg_type: int
-    payload: bytes
+    # CHANNEL_DATA payloads may be a memoryview of the decrypted packet, which saves copying
+    # bulk data one more time; every other payload is bytes.
+    payload: bytes | memoryview
     sequence: int = 0  # the packet's sequence number, for UNIMPLEMENTED replies
 
 

@@ -35,7 +35,7 @@ RECEIVE_BUFFER_SIZE = 256 * 1024
 _SEQUENCE_MASK = 0xFFFFFFFF
 _MIN_PADDING = 4
 _PADDING_POOL_SIZE = 4096
-_NEWKEYS = bytes((MsgType.NEWKEYS,))
+_NEWKEYS = int(MsgType.NEWKEYS)
 
 _U32 = struct.Struct(">I")
 _HEADER = struct.Struct(">IB")  # packet_length, padding_length
@@ -64,6 +64,7 @@ class _Framing:
     __slots__ = ()
     block_size = 8  # padding alignment unit: max(8, cipher block size)
     length_is_aligned = True  # False when the length field is outside the encryption
+    length_in_clear = True  # read_length() is a plain uint32 read, which the reader inlines
     head_size = 4  # bytes needed to learn the packet length
     tag_size = 0
     body_offset = 4
@@ -83,6 +84,7 @@ class _CtrWithMac(_Framing):
     """AES-CTR with a classic MAC over the plaintext packet (RFC 4253 §6.3-6.4, RFC 4344)."""
 
     __slots__ = ("_crypt", "_head", "_mac", "tag_size")
+    length_in_clear = False
     block_size = 16
     head_size = 16
 
@@ -157,6 +159,7 @@ class _ChaCha(_Framing):
     """chacha20-poly1305@openssh.com: the length has a key of its own (PROTOCOL.chacha20poly1305)."""
 
     __slots__ = ("_chacha",)
+    length_in_clear = False
     length_is_aligned = False
     tag_size = 16
     body_offset = 0
@@ -290,7 +293,9 @@ class PacketReader:
         self._end = 0
         self._framing = _UNENCRYPTED
         self._sequence = 0
-        self._last_sequence = -1
+        # Sequence number of the packet last returned (-1 before any), for UNIMPLEMENTED. A
+        # plain attribute, not a property: the transport reads it for every packet.
+        self.last_sequence = -1
         self._packet_length = -1  # of the packet being assembled; -1 until its head is read
         self._awaiting_keys = False
         self._failure: ProtocolError | None = None
@@ -301,11 +306,6 @@ class PacketReader:
     def sequence(self) -> int:
         """Sequence number of the next packet to be read."""
         return self._sequence
-
-    @property
-    def last_sequence(self) -> int:
-        """Sequence number of the packet last returned (-1 before any), for UNIMPLEMENTED."""
-        return self._last_sequence
 
     @property
     def buffered(self) -> int:
@@ -356,9 +356,9 @@ class PacketReader:
         unread = self._end - self._start
         if unread + size <= len(self._storage):
             if unread:
-                # Through a copy: the storage and its view may not be resized, and the
-                # source and target ranges may overlap.
-                self._storage[:unread] = bytes(self._view[self._start : self._end])
+                # Through the view, which may not be resized; it copies with memmove, so
+                # overlapping ranges are safe.
+                self._view[:unread] = self._view[self._start : self._end]
         else:
             storage = bytearray(max(unread + size, 2 * len(self._storage)))
             storage[:unread] = self._view[self._start : self._end]
@@ -366,8 +366,12 @@ class PacketReader:
             self._view = memoryview(storage)
         self._start, self._end = 0, unread
 
-    def next_payload(self) -> bytes | None:
+    def next_payload(self) -> bytes | memoryview | None:
         """The next complete packet's payload, or None when more bytes are needed.
+
+        Under encryption the payload is a memoryview of the packet's own decrypted bytes (no
+        copy; nothing else refers to them); before the first NEWKEYS it is ``bytes``, a copy
+        out of the receive buffer, which gets reused.
 
         Raises RemoteProtocolError (MacError for failed authentication) for a broken packet;
         the reader then stays failed.
@@ -386,7 +390,10 @@ class PacketReader:
                 head_size = framing.head_size
                 if available < head_size:
                     return None
-                length = framing.read_length(self._sequence, self._view[start : start + head_size])
+                if framing.length_in_clear:
+                    length = _U32.unpack_from(self._view, start)[0]
+                else:
+                    length = framing.read_length(self._sequence, self._view[start : start + head_size])
                 if (
                     length > self._max_packet_length
                     or length < 1 + _MIN_PADDING
@@ -407,19 +414,20 @@ class PacketReader:
         except ProtocolError as error:
             self._failure = error
             raise
-        payload = plain[offset + 1 : offset + length - padding_length]
-        if type(payload) is not bytes:  # unencrypted: a view of the buffer, which gets reused
-            payload = bytes(payload)
+        if type(plain) is bytes:
+            payload: bytes | memoryview = memoryview(plain)[offset + 1 : offset + length - padding_length]
+        else:  # unencrypted: a view of the receive buffer, which gets reused
+            payload = bytes(plain[offset + 1 : offset + length - padding_length])
         start += total
         if start == self._end:
             start = self._end = 0  # nothing unread: the next bytes go to the front, no move needed
         self._start = start
         self._packet_length = -1
-        self._last_sequence = sequence = self._sequence
+        self.last_sequence = sequence = self._sequence
         self._sequence = (sequence + 1) & _SEQUENCE_MASK
         self.packets += 1
         self.bytes += total
-        if payload[:1] == _NEWKEYS:
+        if payload and payload[0] == _NEWKEYS:
             self._awaiting_keys = True
         return payload
 

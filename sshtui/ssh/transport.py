@@ -94,6 +94,7 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
 _OUR_KEX_PHASES = frozenset({Phase.VERSION, Phase.KEXINIT, Phase.KEX})
 _GENERIC = frozenset({MsgType.DISCONNECT, MsgType.IGNORE, MsgType.DEBUG, MsgType.UNIMPLEMENTED})
 _ASSIGNED_TRANSPORT = frozenset(int(m) for m in MsgType if m < 50)
+_CHANNEL_DATA = int(MsgType.CHANNEL_DATA)
 _VERSION_SCRATCH_SIZE = 16 * 1024  # socket reads before the version line is complete
 MAX_EXT_INFO_MESSAGES = 2
 Rng = Callable[[int], bytes]
@@ -468,6 +469,8 @@ class Transport:
         next_payload = reader.next_payload
         record = self.timeline.message
         closed, kex, newkeys = Phase.CLOSED, Phase.KEX, Phase.NEWKEYS
+        channel_data = _CHANNEL_DATA
+        t_ms = self._ms()  # every packet of one call arrived at the same ``now``
         while self.phase is not closed and self._awaiting_host_key is None:
             payload = next_payload()
             if payload is None:
@@ -475,7 +478,10 @@ class Transport:
             if not payload:
                 raise RemoteProtocolError("peer sent a packet with an empty payload")
             msg_type = payload[0]
-            record((self._now - self._start_time) * 1000.0, "received", msg_type, len(payload))
+            record(t_ms, "received", msg_type, len(payload))
+            if msg_type != channel_data:
+                # Only CHANNEL_DATA travels on as a view of the decrypted packet (see PayloadReceived).
+                payload = bytes(payload)
             phase = self.phase
             if msg_type >= 50 and phase is not kex and phase is not newkeys:
                 if self._service is None:
@@ -486,7 +492,7 @@ class Transport:
                 if reader.bytes >= self._rekey_in_at:
                     self._check_rekey(events)
                 continue
-            self._dispatch_transport(msg_type, payload, events)
+            self._dispatch_transport(msg_type, bytes(payload), events)
 
     def _in_initial_strict_kex(self) -> bool:
         return self.strict_kex and self.kex_count == 0

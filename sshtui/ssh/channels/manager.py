@@ -116,8 +116,18 @@ class ConnectionLayer:
             raise RemoteProtocolError(f"unexpected {message_name(payload[0])} in the connection layer")
         return handler(payload, now)
 
-    def on_channel_data(self, payload: bytes) -> list[ChannelEvent]:
-        """``handle`` for a CHANNEL_DATA payload, called directly on the bulk data path."""
+    def on_channel_data(self, payload: bytes | memoryview) -> list[ChannelEvent]:
+        """``handle`` for a CHANNEL_DATA payload."""
+        recipient = self.accept_channel_data(payload)
+        if recipient < 0:
+            return []
+        return [ChannelData(recipient, bytes(payload[9:]), None)]
+
+    def accept_channel_data(self, payload: bytes | memoryview) -> int:
+        """The bulk data path's ``on_channel_data``: checks and accounts for one CHANNEL_DATA
+        payload without making an event, so that the caller can merge consecutive ones. Returns
+        the channel whose data ``payload[9:]`` is, or -1 when there is nothing to deliver (no
+        data, or a channel being discarded); raises as ``handle`` does."""
         size = len(payload) - 9
         if size < 0:
             m.decode_channel_data(payload)  # raises the DecodeError saying what is wrong
@@ -128,8 +138,8 @@ class ConnectionLayer:
         if ch is None:
             raise RemoteProtocolError(f"CHANNEL_DATA for unknown channel {recipient}")
         if ch._on_data(size, "CHANNEL_DATA") and size:
-            return [ChannelData(recipient, payload[9:], None)]
-        return []
+            return int(recipient)
+        return -1
 
     def _on_extended_data(self, payload: bytes, now: float) -> list[ChannelEvent]:
         recipient, data_type, data = m.decode_channel_extended_data(payload)
@@ -364,12 +374,13 @@ class ConnectionLayer:
         ch._packets_sent += -(-total // step)
         return total
 
-    def consumed(self, local_id: int, size: int) -> None:
+    def consumed(self, local_id: int, size: int) -> bool:
         """The application has read ``size`` received bytes; credit returns to the peer in
-        WINDOW_ADJUSTs of at least half the window, so unread data holds the peer back."""
+        WINDOW_ADJUSTs of at least half the window, so unread data holds the peer back.
+        True when a WINDOW_ADJUST was queued, which the driver then has to send."""
         ch = self._ours(local_id, "consume data of")
         if ch._discarding:
-            return
+            return False
         try:
             increment = ch._recv.consumed(size)
         except LocalProtocolError as exc:
@@ -377,6 +388,8 @@ class ConnectionLayer:
         remote_id = ch._remote_id
         if increment and remote_id is not None and not ch._eof_received:
             self._send(_WINDOW_ADJUST.pack(MsgType.CHANNEL_WINDOW_ADJUST, remote_id, increment))
+            return True
+        return False
 
     def send_eof(self, local_id: int) -> None:
         """Half-close our direction; repeated calls and calls after ``close`` do nothing."""

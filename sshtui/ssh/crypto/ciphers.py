@@ -105,8 +105,10 @@ class AesGcm:
         return self._aead.encrypt(self._next_nonce(), body, length_field)
 
     def open(self, length_field: Bytes, sealed: Bytes) -> bytes:
+        invocation = self._invocation  # _next_nonce(), inlined: this runs once per packet
+        self._invocation = (invocation + 1) & _U64_MASK
         try:
-            return self._aead.decrypt(self._next_nonce(), sealed, length_field)
+            return self._aead.decrypt(self._fixed + _U64.pack(invocation), sealed, length_field)
         except InvalidTag:
             raise MacError("AES-GCM authentication tag mismatch") from None
 
