@@ -60,8 +60,8 @@ for path in sshtui tests bench; do
 done
 "$VENV_PY" -m ruff check "${lint_paths[@]}" || failed+=("ruff")
 
-step "mypy (strict) sshtui/ssh"
-"$VENV_PY" -m mypy sshtui/ssh || failed+=("mypy")
+step "mypy (strict) sshtui"
+"$VENV_PY" -m mypy sshtui || failed+=("mypy")
 
 step "pytest $*"
 pytest_status=0
