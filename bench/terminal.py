@@ -22,6 +22,7 @@ what ``TerminalView.render_line`` does for every dirty row. Not a test: run by h
 from __future__ import annotations
 
 import argparse
+import asyncio
 import codecs
 import json
 import platform
@@ -45,6 +46,7 @@ from sshtui.ui.terminal.vt_parser import STANDARD_COLOURS
 COLUMNS, ROWS = 200, 50
 READ_SIZE = 64 * 1024
 TARGET_SGR_MB_S = 30.0
+APP_COLUMNS, APP_ROWS = 200, 50
 
 
 class Feedable(Protocol):
@@ -183,21 +185,17 @@ def frame_seconds(backend_name: str, frames: int) -> float:
     return statistics.median(timings)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", default="2M", help="bytes per workload (K/M suffixes), default 2M")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
-    parser.add_argument("--backends", default="raw-pyte,sshtui,pyavt")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
-    multiplier = {"K": 1024, "M": 1024 * 1024}.get(args.size[-1:].upper(), 1)
-    size = int(args.size.rstrip("KkMm")) * multiplier
-    backends = [name for name in args.backends.split(",") if name != "pyavt" or pyavt_available()]
-    if "pyavt" in args.backends and "pyavt" not in backends:
-        print("pyavt is not installed (pip install pyavt); skipping it")
+def parse_size(text: str) -> int:
+    multiplier = {"K": 1024, "M": 1024 * 1024}.get(text[-1:].upper(), 1)
+    return int(text.rstrip("KkMm")) * multiplier
 
+
+def parser_benchmarks(size: int, repeat: int, backend_names: str) -> dict[str, dict[str, float]]:
+    backends = [name for name in backend_names.split(",") if name != "pyavt" or pyavt_available()]
+    if "pyavt" in backend_names and "pyavt" not in backends:
+        print("pyavt is not installed (pip install pyavt); skipping it")
     results: dict[str, dict[str, float]] = {}
-    print(f"{COLUMNS}x{ROWS} screen, {READ_SIZE // 1024} KiB reads, median of {args.repeat}; "
+    print(f"{COLUMNS}x{ROWS} screen, {READ_SIZE // 1024} KiB reads, median of {repeat}; "
           f"Python {platform.python_version()} on {platform.machine()}")
     print(f"{'backend':<10} {'plain MB/s':>11} {'sgr MB/s':>9} {'yes MB/s':>9} {'frame ms':>9}")
     for name in backends:
@@ -205,7 +203,7 @@ def main() -> None:
         for workload, build in WORKLOADS.items():
             # The yes flood is far slower per byte: a quarter of the size keeps the run short.
             data = build(size // 4 if workload == "yes" else size)
-            seconds = statistics.median(parse_seconds(name, data) for _ in range(args.repeat))
+            seconds = statistics.median(parse_seconds(name, data) for _ in range(repeat))
             row[workload] = len(data) / seconds / 1e6
         row["frame_ms"] = frame_seconds(name, 20) * 1e3
         results[name] = row
@@ -215,6 +213,45 @@ def main() -> None:
     best_sgr = max(results.values(), key=lambda row: row["sgr"])["sgr"] if results else 0.0
     verdict = "meets" if best_sgr >= TARGET_SGR_MB_S else "misses"
     print(f"SGR flood target {TARGET_SGR_MB_S:.0f} MB/s: best backend {verdict} it ({best_sgr:.1f} MB/s)")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="2M", help="bytes per workload (K/M suffixes), default 2M")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
+    parser.add_argument("--backends", default="raw-pyte,sshtui,pyavt", help="'' skips the parser part")
+    parser.add_argument("--app-parts", default="latency,ctrlc,memory",
+                        help="parts run in the real app against the embedded server; '' skips them")
+    parser.add_argument("--keys", type=int, default=200, help="keystrokes per flood in the latency part")
+    parser.add_argument("--idle-keys", type=int, default=40, help="keystrokes with no flood, for reference")
+    parser.add_argument("--gap-ms", type=float, default=20.0, help="pause between keystrokes")
+    parser.add_argument("--ctrlc-runs", type=int, default=10)
+    parser.add_argument("--flood", default="200M", help="bytes cat-ed through a tab in the memory part")
+    parser.add_argument("--flood-seconds", type=float, default=90.0, help="time budget of the memory flood")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per latency or ctrl+c part")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args()
+    started = time.monotonic()
+
+    results: dict[str, Any] = {}
+    if args.backends:
+        results["parser"] = parser_benchmarks(parse_size(args.size), args.repeat, args.backends)
+    parts = [part for part in args.app_parts.split(",") if part]
+    if parts:
+        from bench.terminal_app import app_benchmarks, print_table, table_rows
+
+        opts = {
+            "keys": args.keys, "idle_keys": args.idle_keys, "gap": args.gap_ms / 1e3,
+            "runs": args.ctrlc_runs, "flood_bytes": parse_size(args.flood),
+            "budget": args.flood_seconds,
+        }
+        timeouts = {"latency": args.timeout, "ctrlc": args.timeout, "memory": args.flood_seconds + 30}
+        print(f"\nThe app ({APP_COLUMNS}x{APP_ROWS}, headless) against the embedded server on 127.0.0.1:")
+        app = asyncio.run(app_benchmarks(parts, opts, timeouts, sgr_text(8 * 1024 * 1024)))
+        results["app"] = app
+        print_table(table_rows(app))
+    print(f"({time.monotonic() - started:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
