@@ -24,6 +24,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Label, TabbedContent, TabPane
@@ -226,7 +227,10 @@ class SessionScreen(Screen[None]):
         return [p for p in self.query(ShellPane).results(ShellPane) if conn is None or p.conn is conn]
 
     def active_pane(self) -> ShellPane | None:
-        pane = self.tabs.active_pane
+        try:
+            pane = self.tabs.active_pane
+        except NoMatches:  # the screen is being torn down while updates still arrive
+            return None
         return pane if isinstance(pane, ShellPane) else None
 
     # -- opening and closing
