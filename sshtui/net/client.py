@@ -35,6 +35,7 @@ from sshtui.ssh.userauth import (
 HostKeyVerifier = Callable[[str, int, str, bytes], Awaitable[object]]
 HOST_KEYS_GRACE_SECONDS = 5.0
 SnapshotCallback = Callable[[ConnectionSnapshot], None]
+INTERACTIVE_WINDOW = 128 * 1024
 _AUTH_EVENTS = (
     AuthBanner,
     AuthFailed,
@@ -426,9 +427,9 @@ class SSHClient:
         await channel.opened
         return channel
 
-    async def open_session(self) -> Channel:
+    async def open_session(self, window: int | None = None) -> Channel:
         layer = self.conn.require_channels()
-        return await self.open_channel(lambda: layer.open_session(self._loop.time()))
+        return await self.open_channel(lambda: layer.open_session(self._loop.time(), window))
 
     async def open_direct_tcpip(
         self, host: str, port: int, orig_host: str = "127.0.0.1", orig_port: int = 0
@@ -481,7 +482,8 @@ class SSHClient:
         return channel
 
     async def shell(self, *, term: str = "xterm-256color", size: tuple[int, int] = (80, 24)) -> Channel:
-        channel = await self.open_session()
+        # A small window keeps what a terminal must still parse after Ctrl+C short.
+        channel = await self.open_session(window=INTERACTIVE_WINDOW)
         cols, rows = size
         await channel.request(m.PtyReq(term=term, cols=cols, rows=rows))
         if not await channel.request(m.Shell()):

@@ -93,3 +93,23 @@ def test_failed_then_successful_password_flow() -> None:
     assert any(isinstance(e, AuthSucceeded) for e in wire.client_events)
     assert wire.client.channels is not None
     assert wire.client.snapshot().authenticated
+
+
+def test_a_channel_can_open_with_a_smaller_window_than_the_default() -> None:
+    wire = Wire()
+    wire.pump()
+    auth = wire.client.require_auth()
+    auth.try_password("pw")
+    wire.pump()
+    wire.server.accept_auth()
+    wire.pump()
+    layer = wire.client.require_channels()
+    small = layer.open_session(0.0, window=128 * 1024)
+    default = layer.open_session(0.0)
+    wire.pump()
+    sizes = {s.local_id: s.local_window for s in layer.snapshot(0.0)}
+    assert sizes[small] == 128 * 1024
+    assert sizes[default] == 2 * 1024 * 1024
+    # The server learned the small window: it may send no more than that before an adjust.
+    remote = sorted(s.remote_window for s in wire.server.require_channels().snapshot(0.0))
+    assert remote == [128 * 1024, 2 * 1024 * 1024]

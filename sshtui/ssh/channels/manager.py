@@ -274,8 +274,10 @@ class ConnectionLayer:
 
     # --- opening -----------------------------------------------------------------------
 
-    def open_session(self, now: float) -> int:
-        return self._open(m.Session(), now)
+    def open_session(self, now: float, window: int | None = None) -> int:
+        """``window`` overrides the initial receive window for this channel (smaller for
+        interactive shells, so a flood the user interrupts is not megabytes deep)."""
+        return self.open_channel(m.Session.NAME, m.Session().encode_data(), now, window)
 
     def open_direct_tcpip(
         self, host: str, port: int, originator: str, originator_port: int, now: float
@@ -294,18 +296,20 @@ class ConnectionLayer:
     def _open(self, body: m.TypedData, now: float) -> int:
         return self.open_channel(body.NAME, body.encode_data(), now)
 
-    def open_channel(self, channel_type: str, type_data: bytes, now: float) -> int:
+    def open_channel(self, channel_type: str, type_data: bytes, now: float, window: int | None = None) -> int:
         """Open a channel of any type; ``ChannelOpened`` or ``ChannelOpenFailed`` follows."""
         local_id = self._allocate_id()
         if local_id is None:
             raise LocalProtocolError(f"cannot open a {channel_type} channel: {self._max_channels} are open")
+        initial, max_packet = self._window_for(window)
         try:
-            message = m.ChannelOpen(channel_type, local_id, self._initial_window, self._max_packet, type_data)
+            ReceiveWindow(initial, max_packet)  # validates the override
+            message = m.ChannelOpen(channel_type, local_id, initial, max_packet, type_data)
             encoded = message.encode()
         except LocalProtocolError:
             heappush(self._free_ids, local_id)
             raise
-        self._register(local_id, channel_type, ChannelState.OPENING, now)
+        self._register(local_id, channel_type, ChannelState.OPENING, now, initial)
         self._send(encoded)
         return local_id
 
@@ -503,10 +507,19 @@ class ConnectionLayer:
         self._next_id += 1
         return self._next_id - 1
 
-    def _register(self, local_id: int, channel_type: str, state: ChannelState, now: float) -> Channel:
-        recv = ReceiveWindow(self._initial_window, self._max_packet)
+    def _register(
+        self, local_id: int, channel_type: str, state: ChannelState, now: float, window: int | None = None
+    ) -> Channel:
+        initial, max_packet = self._window_for(window)
+        recv = ReceiveWindow(initial, max_packet)
         ch = self._channels[local_id] = Channel(local_id, channel_type, state, recv, now)
         return ch
+
+    def _window_for(self, window: int | None) -> tuple[int, int]:
+        """(initial window, max packet) for a new channel: the defaults unless overridden."""
+        if window is None:
+            return self._initial_window, self._max_packet
+        return window, min(self._max_packet, max(window, 1))
 
     def _release(self, ch: Channel) -> None:
         del self._channels[ch.local_id]
