@@ -792,6 +792,19 @@ def blocking_echo(port: int, payload: bytes) -> bytes:
     return b"".join(chunks)
 
 
+
+def spawn_command(argv: list[str], home: Path) -> subprocess.Popen[bytes]:
+    """``sshtui forward`` in its own session, with piped output, as a user would run it."""
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=command_env(home),
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
+
+
 def test_forward_command_runs_until_sigterm(
     sshd_module: SshdServer, home: Path, tmp_path: Path, echo_thread: int
 ) -> None:
@@ -823,14 +836,7 @@ def test_forward_command_runs_until_sigterm(
             "--stats-json",
             str(stats),
         ]
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=command_env(home),
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
+        proc = spawn_command(argv, home)
         try:
             assert proc.stdout is not None
             first = json.loads(proc.stdout.readline())
@@ -875,14 +881,7 @@ def test_forward_command_status_lines_for_people(
         "--status-interval",
         "0",
     ]
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=command_env(home),
-        cwd=REPO_ROOT,
-        start_new_session=True,
-    )
+    proc = spawn_command(argv, home)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
