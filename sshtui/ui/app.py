@@ -44,6 +44,7 @@ from sshtui.ui.screens.dialogs import (
 from sshtui.ui.screens.hosts import HostsScreen, quick_target
 from sshtui.ui.screens.live import ForwardsScreen, TimelineScreen
 from sshtui.ui.screens.session import SessionScreen
+from sshtui.ui.terminal import EMULATORS
 
 SHIPPED_THEMES = Path(__file__).resolve().parents[2] / "themes"
 DEFAULT_THEME = "sshtui-dark"
@@ -170,6 +171,7 @@ class SshtuiApp(App[None]):
         keymap = settings.get("keymap")
         if isinstance(keymap, dict):
             self.set_keymap({str(k): str(v) for k, v in keymap.items()})
+        self._choose_emulator(settings.get("terminal"))
         for problem in problems:
             self.notify(problem, title="Theme skipped", severity="warning", markup=False)
         store, writable = self._load_store()
@@ -180,6 +182,18 @@ class SshtuiApp(App[None]):
             self.connect_name(self.connect_to)
         elif self.start_target is not None:
             self.connect_quick(self.start_target)
+
+    def _choose_emulator(self, terminal: object) -> None:
+        wanted = terminal.get("emulator") if isinstance(terminal, dict) else None
+        if wanted is None:
+            return
+        emulator = EMULATORS.get(str(wanted))
+        if emulator is None:
+            known = ", ".join(sorted(EMULATORS))
+            self.notify(f"[terminal] emulator = {wanted!r} is not one of: {known}; using the default",
+                        title="Configuration", severity="warning", markup=False)
+            return
+        self.session_screen.emulator = emulator
 
     def _read_config(self) -> dict[str, Any]:
         path = config_dir() / "config.toml"

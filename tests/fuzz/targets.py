@@ -510,18 +510,23 @@ def seeds_forward_spec() -> list[bytes]:
 
 
 def run_terminal(data: bytes) -> None:
-    """Server output into the terminal emulator: never raises, whatever the escape sequences."""
+    """Server output into both terminal emulators: never raises, whatever the escape sequences."""
+    from sshtui.ui.terminal.avt_backend import AvtBackend
     from sshtui.ui.terminal.backend import PyteBackend
 
     RUNS["terminal"] += 1
-    replies: list[bytes] = []
-    backend = PyteBackend(20, 6, scrollback=50, on_reply=replies.append)
-    for chunk in _chunks(data[1:], data[0] if data else 0):
-        backend.feed(chunk)
-    backend.display()
-    backend.take_dirty()
-    for y in range(backend.rows):
-        backend.row_segments(y)
+    for backend_class in (AvtBackend, PyteBackend):
+        replies: list[bytes] = []
+        backend = backend_class(20, 6, scrollback=50, on_reply=replies.append)
+        for chunk in _chunks(data[1:], data[0] if data else 0):
+            backend.feed(chunk)
+        backend.resize(7, 3)
+        backend.display()
+        backend.take_dirty()
+        for y in range(backend.rows):
+            backend.row_segments(y)
+        for index in range(backend.history_size):
+            backend.history_segments(index)
 
 
 def seeds_terminal() -> list[bytes]:

@@ -32,6 +32,7 @@ from textual.widgets import Footer, Label, TabbedContent, TabPane
 from sshtui.net.channel import Channel
 from sshtui.ssh.errors import SSHError
 from sshtui.ui.driver import Connection, ConnectionView, ConnState, SessionDriver, describe_error
+from sshtui.ui.terminal import DEFAULT_EMULATOR, BackendFactory
 from sshtui.ui.terminal.widget import TerminalView
 from sshtui.ui.widgets.side_panel import SidePanel
 
@@ -51,6 +52,7 @@ class ShellPane(TabPane):
     def __init__(
         self, driver: SessionDriver, conn: Connection, number: int, pane_id: str,
         route_input: Callable[[ShellPane, bytes], bool] | None = None,
+        emulator: BackendFactory = DEFAULT_EMULATOR,
     ) -> None:
         self.driver = driver
         self.broadcast = False
@@ -59,7 +61,9 @@ class ShellPane(TabPane):
         self.number = number
         self.channel: Channel | None = None
         self.ended = ""  # why the shell is gone, shown in the title
-        self.terminal = TerminalView(self._write, self._resized, ready_for_more=self._resume_reading)
+        self.terminal = TerminalView(
+            self._write, self._resized, backend_factory=emulator, ready_for_more=self._resume_reading
+        )
         self._can_read = asyncio.Event()
         self._can_read.set()
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
@@ -204,6 +208,7 @@ class SessionScreen(Screen[None]):
         super().__init__(id="session")
         self.show_panel = show_panel
         self.driver = driver
+        self.emulator: BackendFactory = DEFAULT_EMULATOR  # config.toml's [terminal] emulator may change it
         self._tab_numbers = 0
         self._per_connection: dict[int, int] = {}
 
@@ -240,7 +245,9 @@ class SessionScreen(Screen[None]):
         self._tab_numbers += 1
         number = self._per_connection.get(conn.conn_id, 0) + 1
         self._per_connection[conn.conn_id] = number
-        pane = ShellPane(self.driver, conn, number, f"tab-{self._tab_numbers}", self._broadcast_input)
+        pane = ShellPane(
+            self.driver, conn, number, f"tab-{self._tab_numbers}", self._broadcast_input, self.emulator
+        )
         await self.tabs.add_pane(pane)
         self.tabs.active = pane.id or ""
         self.query_one("#no-sessions").display = False

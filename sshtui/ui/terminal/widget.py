@@ -29,7 +29,8 @@ from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
 
-from sshtui.ui.terminal.backend import DEFAULT_SCROLLBACK, BackendFactory, PyteBackend, TerminalBackend
+from sshtui.ui.terminal.avt_backend import AvtBackend
+from sshtui.ui.terminal.backend import DEFAULT_SCROLLBACK, BackendFactory, TerminalBackend
 from sshtui.ui.terminal.keys import MouseAction, encode_focus, encode_key, encode_mouse, encode_paste
 
 CURSOR_STYLE = Style(reverse=True)
@@ -75,7 +76,7 @@ class TerminalView(Widget, can_focus=True):
         write: Callable[[bytes], None],
         on_resize: Callable[[int, int], None] | None = None,
         scrollback: int = DEFAULT_SCROLLBACK,
-        backend_factory: BackendFactory = PyteBackend,
+        backend_factory: BackendFactory = AvtBackend,
         *,
         ready_for_more: Callable[[], None] | None = None,
         name: str | None = None,
