@@ -39,7 +39,9 @@ _SEQUENCE = re.compile(
     r"|\x1b\[(?P<xcpr>\?)?(?P<status>[0-9]*)n"
     r"|(?P<attributes>\x1b\[(?P<secondary>>)?0?c)"
     r"|\x1b\](?P<osc>[^\x07\x1b]*)(?:\x07|\x1b\\)"
-    r"|\x1b[PX^_][^\x1b]*\x1b\\"  # DCS and other strings: skipped so a BEL inside is not a bell
+    # DCS and other strings, skipped so a BEL inside is not a bell; one still open at the end of a read
+    # continues in the next (sixel images run to megabytes).
+    r"|(?P<string>\x1b[PX^_][^\x1b]*)(?P<string_end>\x1b\\)?"
     r"|(?P<clear>\x1b\[3J)"
     r"|(?P<reset>\x1bc)"
     r"|(?P<bell>\x07)",
@@ -82,6 +84,22 @@ class ScanResult:
 EMPTY = ScanResult()
 
 
+class _Found:
+    """What a scan collects before it is frozen into a ``ScanResult``."""
+
+    __slots__ = ("actions", "bells", "titles")
+
+    def __init__(self) -> None:
+        self.actions: list[Anchored] = []
+        self.titles: list[str] = []
+        self.bells = 0
+
+    def result(self) -> ScanResult:
+        if not (self.actions or self.titles or self.bells):
+            return EMPTY
+        return ScanResult(tuple(self.actions), tuple(self.titles), self.bells)
+
+
 class ModeScanner:
     """Tracks the private modes set in a text stream and collects the actions, titles and bells in it."""
 
@@ -94,45 +112,72 @@ class ModeScanner:
         self.modes.clear()
 
     def scan(self, text: str) -> ScanResult:
-        carry = self._carry
-        if not carry and not any(marker in text for marker in _MARKERS):
-            return EMPTY
-        # The carried tail was already fed to the core; offsets must be relative to ``text``.
-        combined = carry + text if carry else text
-        shift = len(carry)
-        actions: list[Anchored] = []
-        titles: list[str] = []
-        bells = 0
-        last_end = 0
-        for match in _SEQUENCE.finditer(combined):
-            last_end = match.end()
-            group = match.lastgroup
-            if group == "set":
-                self._apply_modes(match.group("modes"), enable=match.group("set") == "h")
-            elif group == "query":
-                actions.append(Anchored(Action.MODE, last_end - shift, _number(match.group("query"))))
-            elif group == "status":
-                kind = _status_kind(match.group("status"), extended=match.group("xcpr") is not None)
-                if kind is not None:
-                    actions.append(Anchored(kind, last_end - shift))
-            elif group == "attributes":
-                secondary = match.group("secondary") is not None
-                kind = Action.SECONDARY_ATTRIBUTES if secondary else Action.PRIMARY_ATTRIBUTES
-                actions.append(Anchored(kind, last_end - shift))
-            elif group == "osc":
-                code, _, value = match.group("osc").partition(";")
-                if code in ("0", "2"):
-                    titles.append(value)
-            elif group == "clear":
-                actions.append(Anchored(Action.CLEAR_HISTORY, last_end - shift))
-            elif group == "reset":
-                self.reset()
-            elif group == "bell":
-                bells += 1
-        self._carry = _unfinished_tail(combined, last_end)
-        if not (actions or titles or bells):
-            return EMPTY
-        return ScanResult(tuple(actions), tuple(titles), bells)
+        found = _Found()
+        start = self._finish_carried(text, found) if self._carry else 0
+        if start is None:
+            return found.result()  # the whole read continued the carried sequence
+        last = None
+        if any(marker in text for marker in _MARKERS):
+            for last in _SEQUENCE.finditer(text, start):
+                self._handle(last, 0, found)
+        if last is not None and last.lastgroup == "string" and last.end() == len(text):
+            self._carry = last.group()[:2]  # inside a string only the introducer matters
+        else:
+            self._carry = _unfinished_tail(text, last.end() if last is not None else start)
+        return found.result()
+
+    def _finish_carried(self, text: str, found: _Found) -> int | None:
+        """Complete the sequence cut off at the end of the last read; where the rest of ``text`` starts."""
+        carry, self._carry = self._carry, ""
+        if _is_string(carry):
+            return self._finish_string(carry, text)
+        seam = carry + text[:MAX_CARRY]
+        match = _SEQUENCE.match(seam)
+        if match is not None and match.end() > len(carry):
+            if match.lastgroup == "string":
+                return self._finish_string(match.group()[:2], text)
+            self._handle(match, len(carry), found)
+            return match.end() - len(carry)
+        if len(seam) == len(carry) + len(text) and len(seam) <= MAX_CARRY and _UNFINISHED.match(seam):
+            self._carry = seam
+            return None
+        return 0  # not a sequence we track after all: scan the read from its start
+
+    def _finish_string(self, carried: str, text: str) -> int | None:
+        if carried.endswith("\x1b") and text.startswith("\\"):
+            return 1  # the terminator was cut between its two characters
+        end = text.find("\x1b\\")
+        if end >= 0:
+            return end + 2
+        self._carry = carried[:2] + ("\x1b" if text.endswith("\x1b") else "")
+        return None
+
+    def _handle(self, match: re.Match[str], shift: int, found: _Found) -> None:
+        end = match.end() - shift
+        group = match.lastgroup
+        if group == "set":
+            self._apply_modes(match.group("modes"), enable=match.group("set") == "h")
+        elif group == "query":
+            found.actions.append(Anchored(Action.MODE, end, _number(match.group("query"))))
+        elif group == "status":
+            kind = _status_kind(match.group("status"), extended=match.group("xcpr") is not None)
+            if kind is not None:
+                found.actions.append(Anchored(kind, end))
+        elif group == "attributes":
+            secondary = match.group("secondary") is not None
+            found.actions.append(
+                Anchored(Action.SECONDARY_ATTRIBUTES if secondary else Action.PRIMARY_ATTRIBUTES, end)
+            )
+        elif group == "osc":
+            code, _, value = match.group("osc").partition(";")
+            if code in ("0", "2"):
+                found.titles.append(value)
+        elif group == "clear":
+            found.actions.append(Anchored(Action.CLEAR_HISTORY, end))
+        elif group == "reset":
+            self.reset()
+        elif group == "bell":
+            found.bells += 1
 
     def _apply_modes(self, parameters: str, *, enable: bool) -> None:
         for field in parameters.split(";"):
@@ -162,9 +207,19 @@ def _status_kind(status: str, *, extended: bool) -> Action | None:
     return None
 
 
+def _is_string(carry: str) -> bool:
+    """A carried string introducer (plus the ESC of a terminator cut in two)."""
+    return 2 <= len(carry) <= 3 and carry[1] in "PX^_" and carry[2:] in ("", "\x1b")
+
+
 def _unfinished_tail(text: str, scanned_to: int) -> str:
-    start = text.rfind("\x1b", max(scanned_to, len(text) - MAX_CARRY))
-    if start < 0:
+    low = max(scanned_to, len(text) - MAX_CARRY)
+    last = text.rfind("\x1b", low)
+    if last < 0:
         return ""
-    tail = text[start:]
-    return tail if _UNFINISHED.match(tail) else ""
+    # A string cut between the ESC and the backslash of its terminator starts at the ESC before.
+    before = text.rfind("\x1b", low, last)
+    for start in (before, last):
+        if start >= 0 and _UNFINISHED.match(text, start):
+            return text[start:]
+    return ""
