@@ -1,6 +1,6 @@
 """Terminal emulator throughput and frame cost: what bounds how fast the terminal widget can show output.
 
-    python bench/terminal.py [--size 2M] [--repeat 3] [--backends raw-pyte,sshtui,pyavt] [--json FILE]
+    python bench/terminal.py [--size 2M] [--repeat 3] [--backends raw-pyte,pyte,avt] [--json FILE]
 
 Parse throughput (MB/s) is measured for three workloads fed in 64 KiB reads, as an SSH channel delivers
 them, on a 200x50 screen:
@@ -11,9 +11,9 @@ them, on a 200x50 screen:
 - ``yes``: ``y\\r\\n`` repeated, the worst case of one scroll per three bytes.
 
 Backends: ``raw-pyte`` is pyte's own Screen and ByteStream (the baseline the research measured),
-``sshtui`` is our PyteBackend (pyte's cells with our parser and fast paths), ``pyavt`` is asciinema's
-Rust ``avt`` behind the same adapter interface (only if ``pip install pyavt`` worked; it does not
-track the mouse/paste/2026 modes nor answer DSR/DA, so it is measured here, not shipped).
+``pyte`` is our PyteBackend (pyte's cells with our parser and fast paths), ``avt`` is our AvtBackend,
+the app's default (asciinema's native ``avt`` core plus our mode scanner for the modes, replies,
+titles and bell it lacks, and our own scrollback).
 
 Frame cost is the time to turn a full 200x50 screen of coloured text into Textual ``Strip``s, which is
 what ``TerminalView.render_line`` does for every dirty row. Not a test: run by hand on an idle machine.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import codecs
 import json
 import platform
 import statistics
@@ -36,12 +35,11 @@ from typing import Any, Protocol
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyte
-from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from sshtui.ui.terminal.backend import PyteBackend, StyleCache
-from sshtui.ui.terminal.vt_parser import STANDARD_COLOURS
+from sshtui.ui.terminal.avt_backend import AvtBackend
+from sshtui.ui.terminal.backend import PyteBackend
 
 COLUMNS, ROWS = 200, 50
 READ_SIZE = 64 * 1024
@@ -95,65 +93,17 @@ class RawPyte:
         self.stream.feed(data)
 
 
-class PyavtBackend:
-    """asciinema's avt (Rust) behind the adapter's feed/take_dirty/row_segments, for comparison."""
-
-    def __init__(self, scrollback: int = 10_000) -> None:
-        import avt  # type: ignore[import-not-found,unused-ignore]
-
-        self._avt: Any = avt
-        self.vt = self._avt.Vt(COLUMNS, ROWS, scrollback_limit=scrollback)
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._dirty: set[int] = set()
-        self.style_of = StyleCache()
-
-    def feed(self, data: bytes) -> None:
-        changed, _fell_off_the_scrollback = self.vt.feed_str(self._decoder.decode(data))
-        self._dirty.update(changed)
-
-    def take_dirty(self) -> set[int]:
-        dirty, self._dirty = self._dirty, set()
-        return dirty
-
-    def _colour(self, colour: Any) -> str:
-        if colour is None:
-            return "default"
-        if isinstance(colour, self._avt.Color.Indexed):
-            index = colour[0]
-            if index < 8:
-                return STANDARD_COLOURS[index]
-            return "bright_" + STANDARD_COLOURS[index - 8] if index < 16 else f"color({index})"
-        return f"#{colour[0]:02x}{colour[1]:02x}{colour[2]:02x}"
-
-    def row_segments(self, y: int) -> list[Segment]:
-        segments: list[Segment] = []
-        for chunk in self.vt.view()[y].chunks(lambda left, right: left.pen != right.pen):
-            pen = chunk[0].pen
-            appearance = (
-                self._colour(pen.foreground), self._colour(pen.background), pen.bold, pen.italic,
-                pen.underline, pen.strikethrough, pen.inverse, pen.blink,
-            )
-            text = "".join(cell.char for cell in chunk if cell.width)
-            segments.append(Segment(text, self.style_of(appearance)))
-        return segments
+BACKENDS: dict[str, Callable[[], Any]] = {
+    "raw-pyte": RawPyte,
+    "pyte": lambda: PyteBackend(COLUMNS, ROWS),
+    "avt": lambda: AvtBackend(COLUMNS, ROWS),
+}
 
 
 def make_backend(name: str) -> Any:
-    if name == "raw-pyte":
-        return RawPyte()
-    if name == "sshtui":
-        return PyteBackend(COLUMNS, ROWS)
-    if name == "pyavt":
-        return PyavtBackend()
-    raise SystemExit(f"unknown backend {name!r}")
-
-
-def pyavt_available() -> bool:
-    try:
-        import avt  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    if name not in BACKENDS:
+        raise SystemExit(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
+    return BACKENDS[name]()
 
 
 # -- measurements ------------------------------------------------------------------------------------
@@ -191,9 +141,7 @@ def parse_size(text: str) -> int:
 
 
 def parser_benchmarks(size: int, repeat: int, backend_names: str) -> dict[str, dict[str, float]]:
-    backends = [name for name in backend_names.split(",") if name != "pyavt" or pyavt_available()]
-    if "pyavt" in backend_names and "pyavt" not in backends:
-        print("pyavt is not installed (pip install pyavt); skipping it")
+    backends = [name for name in backend_names.split(",") if name]
     results: dict[str, dict[str, float]] = {}
     print(f"{COLUMNS}x{ROWS} screen, {READ_SIZE // 1024} KiB reads, median of {repeat}; "
           f"Python {platform.python_version()} on {platform.machine()}")
@@ -220,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="2M", help="bytes per workload (K/M suffixes), default 2M")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
-    parser.add_argument("--backends", default="raw-pyte,sshtui,pyavt", help="'' skips the parser part")
+    parser.add_argument("--backends", default="raw-pyte,pyte,avt", help="'' skips the parser part")
     parser.add_argument("--app-parts", default="latency,ctrlc,memory",
                         help="parts run in the real app against the embedded server; '' skips them")
     parser.add_argument("--keys", type=int, default=200, help="keystrokes per flood in the latency part")
