@@ -11,6 +11,7 @@ from sshtui.ssh.crypto.hostkeys import openssh_public_line
 from sshtui.ui.app import SshtuiApp
 from sshtui.ui.driver import ConnState
 from sshtui.ui.screens.session import ShellPane
+from sshtui.ui.terminal import AvtBackend, PyteBackend
 from tests.ui.conftest import Embedded, install_user_key, make_app, wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -116,3 +117,22 @@ async def test_a_dropped_connection_marks_its_tabs_and_reconnects_with_one_key(
         pane.terminal.focus()
         await pilot.press(*"echo back", "enter")
         await wait_for(pilot, lambda: "\nback\n" in screen_text(pane) + "\n", what="output after reconnect")
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("pyte", PyteBackend), ("vt9000", AvtBackend)])
+async def test_config_chooses_the_terminal_emulator_and_a_wrong_name_falls_back_with_a_warning(
+    home: Path, embedded: Embedded, tmp_path: Path, setting: str, expected: type
+) -> None:
+    install_user_key(home)
+    trust_server(home, embedded)
+    config = tmp_path / "config" / "sshtui"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text(f'[terminal]\nemulator = "{setting}"\n')
+    app = make_app(home)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        pane = await open_first_shell(app, pilot, f"tester@127.0.0.1:{embedded.port}")
+        assert isinstance(pane.terminal.backend, expected)
+        await pilot.press(*"echo $((6*7))", "enter")
+        await wait_for(pilot, lambda: "\n42\n" in screen_text(pane) + "\n", what="command output")
+        warned = any("vt9000" in str(note.message) for note in app._notifications)
+        assert warned == (setting == "vt9000")
