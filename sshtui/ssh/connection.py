@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sshtui.ssh.channels.events import ChannelData, ChannelEvent
+from sshtui.ssh.channels.events import ChannelData, ChannelEvent, ChannelRequestRejected
 from sshtui.ssh.channels.manager import ConnectionLayer
 from sshtui.ssh.channels.snapshot import ChannelSnapshot
 from sshtui.ssh.config import TransportConfig
@@ -61,6 +61,7 @@ class AuthReady:
 
 Event = TransportEvent | AuthEvent | ServerAuthEvent | ChannelEvent | AuthReady
 _CHANNEL_DATA = int(MsgType.CHANNEL_DATA)
+_CHANNEL_REQUEST = int(MsgType.CHANNEL_REQUEST)
 
 
 def _merged_data(channel: int, parts: list[bytes | memoryview]) -> ChannelData:
@@ -94,12 +95,13 @@ class _Connection:
         self._initial_window = initial_window
         self._max_packet = max_packet
         self._now = 0.0
+        self._started_at = 0.0
         self._deferred: list[PayloadReceived] = []
 
     # -- driver API shared by both roles
 
     def start(self, now: float) -> None:
-        self._now = now
+        self._now = self._started_at = now
         self.transport.start(now)
 
     def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> list[Event]:
@@ -218,9 +220,20 @@ class _Connection:
                 f"peer sent message {msg_type} (connection layer) before authentication"
             )
         elif msg_type <= 100:
-            out.extend(self.channels.handle(payload, now))
+            events = self.channels.handle(payload, now)
+            if msg_type == _CHANNEL_REQUEST and events:
+                self._note_rejections(events, now)
+            out.extend(events)
         else:
             self.transport.send_unimplemented(event.sequence)
+
+    def _note_rejections(self, events: Sequence[ChannelEvent], now: float) -> None:
+        """The timeline shows a CHANNEL_REQUEST received and a CHANNEL_FAILURE sent; this says why."""
+        for event in events:
+            if isinstance(event, ChannelRequestRejected):
+                # The reason starts with the request type: decoders name the body they decode.
+                what = f"CHANNEL_REQUEST refused on channel {event.local_id}: {event.reason}"
+                self.transport.timeline.add((now - self._started_at) * 1000.0, "local", what, 0)
 
     def _on_transport_event(self, event: TransportEvent, out: list[Event]) -> None:
         """Hook for role-specific reactions to transport events."""

@@ -8,15 +8,21 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # paramiko warns about deprecated ciphers on import
+    import paramiko  # type: ignore[import-untyped]
 
 from sshtui.net.auth import AuthenticationFailed, AuthOptions
 from sshtui.net.channel import Channel, ChannelOpenError
@@ -28,7 +34,7 @@ from sshtui.ssh.constants import MsgType, OpenFailureReason
 from sshtui.ssh.crypto.hostkeys import PrivateKey, openssh_public_line
 from sshtui.ssh.errors import SSHError
 from sshtui.ssh.messages import connection as m
-from sshtui.ssh.wire import boolean, string, uint32
+from sshtui.ssh.wire import string, uint32
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -214,23 +220,50 @@ async def test_bad_session_requests_are_refused_but_the_channel_lives(server: SS
         assert await read_all(channel) == b"alive\n"
 
 
-async def test_malformed_request_ends_only_that_connection(server: SSHServer) -> None:
+async def test_malformed_request_frame_ends_only_that_connection(server: SSHServer) -> None:
     good = await client_for(server)
     bad = await client_for(server)
     channel = await bad.open_session()
     remote_id = bad.conn.require_channels().channel(channel.local_id).remote_id
     assert remote_id is not None
-    # A pty-req whose body stops after the terminal name.
-    payload = bytes([MsgType.CHANNEL_REQUEST]) + uint32(remote_id) + string(b"pty-req") + boolean(True)
-    bad.conn.transport.send_payload(payload + string(b"xterm"))
+    # The frame itself stops before want_reply: no one can tell whether a reply is due.
+    payload = bytes([MsgType.CHANNEL_REQUEST]) + uint32(remote_id) + string(b"pty-req")
+    bad.conn.transport.send_payload(payload)
     bad._flush()  # no public API sends raw payloads, on purpose
     await asyncio.wait_for(asyncio.shield(bad.closed), 5)
     assert isinstance(bad.error, SSHError)
-    assert "pty-req" in str(bad.error)  # the server said what was wrong
+    assert "want_reply" in str(bad.error)  # the server said what was wrong
     result = await good.run("echo still-serving")
     assert result.stdout == b"still-serving\n"
     await good.close()
     await bad.close()
+
+
+def _absurd_pty_then_exec(port: int) -> tuple[bool, bytes, int]:
+    """paramiko asks our server for a 100000-column pty, then runs a command on the same connection."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=10)
+        transport.auth_password("alice", PASSWORD)
+        refused = transport.open_session(timeout=10)
+        with pytest.raises(paramiko.SSHException):  # paramiko closes a channel whose request failed
+            refused.get_pty(width=100_000, height=24)
+        session = transport.open_session(timeout=10)
+        session.exec_command("echo alive")
+        output = session.makefile("rb").read()
+        return transport.is_active(), output, session.recv_exit_status()
+    finally:
+        transport.close()
+
+
+async def test_undecodable_request_is_refused_and_the_connection_lives(
+    server: SSHServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "sshtui.server")
+    active, output, status = await asyncio.to_thread(_absurd_pty_then_exec, server.port)
+    assert active and output == b"alive\n" and status == 0
+    assert "request refused: pty-req: terminal size 100000x24 exceeds 10000" in caplog.text
 
 
 async def test_sessions_per_connection_are_limited(home: Path) -> None:

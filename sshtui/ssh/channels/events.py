@@ -74,6 +74,18 @@ class ChannelRequestReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelRequestRejected:
+    """A request of a type we know whose data did not decode (RFC 4254 §5.4). It was refused
+    already, with CHANNEL_FAILURE if the peer wanted a reply; the channel and the connection
+    carry on. For the user and the logs only: the driver owes no reply."""
+
+    local_id: int
+    request_type: str  # always one of ours: only known types have data we decode
+    want_reply: bool
+    reason: str  # what was wrong, e.g. "pty-req: terminal size 99999x24 exceeds 10000"
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelRequestResult:
     """The peer's answer to one of our channel requests sent with want_reply."""
 
@@ -125,6 +137,7 @@ ChannelEvent = (
     | ChannelEof
     | ChannelClosed
     | ChannelRequestReceived
+    | ChannelRequestRejected
     | ChannelRequestResult
     | ChannelWindowOpened
     | GlobalRequestReceived

@@ -9,6 +9,10 @@ Sans-IO and role neutral: the driver feeds every incoming message numbered 80..1
 Replies, in both directions, are matched to requests purely by order (RFC 4254 §4, §5.4),
 so requests the driver never sees (keepalive@openssh.com, unknown types) are answered
 with a failure in their place in the queue rather than ahead of earlier ones.
+
+A channel request whose frame decodes but whose type-specific data does not (a pty-req
+beyond our size bounds, a window-change with trailing bytes...) is refused the same way
+and reported as ``ChannelRequestRejected``; only a malformed frame ends the connection.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sshtui.ssh.channels.events import (
     ChannelOpenFailed,
     ChannelOpenRequested,
     ChannelRequestReceived,
+    ChannelRequestRejected,
     ChannelRequestResult,
     ChannelWindowOpened,
     GlobalRequestReceived,
@@ -219,23 +224,34 @@ class ConnectionLayer:
         return [ChannelOpenFailed(ch.local_id, msg.reason, description)]
 
     def _on_request(self, payload: bytes, now: float) -> list[ChannelEvent]:
-        msg = m.ChannelRequest.decode(payload)
+        msg = m.ChannelRequest.decode(payload)  # a malformed frame is still a protocol error
         ch = self._addressed(msg.recipient_channel, "CHANNEL_REQUEST")
         if ch._discarding:
             return []  # nothing, not even a reply, may follow our CLOSE
-        body = msg.body()
+        try:
+            body = msg.body()
+        except DecodeError as exc:
+            # The frame told us the channel, the type and whether a reply is due, so one bad
+            # body is refused like any request we decline (RFC 4254 §5.4) instead of ending
+            # every channel of the connection.
+            self._decline_request(ch, msg.want_reply)
+            return [ChannelRequestRejected(ch.local_id, msg.request_type, msg.want_reply, exc.message)]
         if isinstance(body, m.ExitStatus):
             ch._exit_status = body.status
         elif isinstance(body, m.ExitSignal):
             ch._exit_signal = body.signal
         if body is None or isinstance(body, m.Keepalive):
-            if msg.want_reply:
-                ch._owe_reply(False)
-                self._flush_channel_replies(ch)
+            self._decline_request(ch, msg.want_reply)
             return []
         if msg.want_reply:
             ch._owe_reply(None)
         return [ChannelRequestReceived(ch.local_id, msg.request_type, msg.want_reply, body)]
+
+    def _decline_request(self, ch: Channel, want_reply: bool) -> None:
+        """A FAILURE in this request's place among the replies owed, if the peer wants one."""
+        if want_reply:
+            ch._owe_reply(False)
+            self._flush_channel_replies(ch)
 
     def _request_result(self, payload: bytes, success: bool) -> list[ChannelEvent]:
         reply = m.ChannelSuccess.decode(payload) if success else m.ChannelFailure.decode(payload)
