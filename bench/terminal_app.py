@@ -7,7 +7,7 @@ The embedded server runs in the parent process: its CPU is not on the app's even
 
 - ``latency``: two shell tabs on one connection. Keys are posted to the app as a terminal driver
   posts them (``events.Key``) and the clock runs until the echoed character is in the typing tab's
-  screen buffer (checked after every chunk its emulator parses); "painted" is when the widget next
+  screen (checked after every chunk its emulator parses); "painted" is when the widget next
   rendered that row. First idle, then while the other tab floods (``yes``, then ``cat`` of an
   SGR-coloured file in a loop); the flood tab's parse rate during the keys shows it really flowed.
 - ``ctrlc``: ``yes`` in a tab, then ctrl+c; time until the last ``y`` line is parsed and until the
@@ -67,10 +67,9 @@ async def wait_for(pilot: Any, condition: Callable[[], object], timeout: float, 
 
 
 def screen_row(pane: Any, y: int) -> str:
-    row = pane.terminal.backend.screen.buffer.get(y)
-    if row is None:
-        return ""
-    return "".join(row.get(x, row.default).data for x in range(pane.terminal.backend.columns))
+    """Row ``y`` as text, through the backend-neutral ``display()`` (pyte and avt alike)."""
+    rows = pane.terminal.backend.display()
+    return str(rows[y]) if 0 <= y < len(rows) else ""
 
 
 def at_prompt(pane: Any) -> bool:
@@ -106,7 +105,7 @@ async def open_shell(app: Any, pilot: Any, dest: str, count: int) -> Any:
     try:
         await wait_for(pilot, lambda: at_prompt(pane), 20, "prompt")
     except TimeoutError:
-        shown = [screen_row(pane, y).rstrip() for y in range(pane.terminal.backend.rows)]
+        shown = [row.rstrip() for row in pane.terminal.backend.display()]
         cursor = pane.terminal.backend.cursor
         raise TimeoutError(f"no prompt; cursor {cursor}, screen {shown[:4]!r}") from None
     return pane
@@ -122,18 +121,17 @@ async def type_keys(app: Any, pilot: Any, pane: Any, count: int, gap: float, bud
     """Type ``count`` letters into ``pane``; per key the ms until echoed into the buffer and painted."""
     probe = FeedProbe(pane)
     terminal = pane.terminal
-    screen = terminal.backend.screen
     loop = asyncio.get_running_loop()
     waiting: dict[str, Any] = {}
     render = terminal.render_line
 
     def echoed(data: bytes) -> None:
+        parsed = time.perf_counter()  # before reading the screen back, which is not the app's cost
         future = waiting.get("echo")
         if future is None or future.done():
             return
-        row = screen.buffer.get(waiting["y"])
-        if row is not None and row.get(waiting["x"], row.default).data == waiting["char"]:
-            future.set_result(time.perf_counter())
+        if screen_row(pane, waiting["y"])[waiting["x"] : waiting["x"] + 1] == waiting["char"]:
+            future.set_result(parsed)
 
     def painted(y: int) -> Any:
         strip = render(y)

@@ -2,7 +2,8 @@
 
 Back-pressure both ways: ``write`` waits while the peer's window is shut; data the peer
 sends waits in a buffer bounded by our receive window, and the window reopens (WINDOW_ADJUST)
-only as ``read`` hands data to the application.
+only as ``read`` hands data to the application. ``Outbox`` writes interactive input without
+a task switch while the window is open, and in order behind what waits while it is shut.
 """
 
 from __future__ import annotations
@@ -204,6 +205,16 @@ class Channel:
             if self.error is not None:
                 raise self.error
 
+    def write_nowait(self, data: bytes | memoryview) -> int:
+        """Send as much of ``data`` as the peer's window takes now; how many bytes went (0: shut).
+        For a caller that keeps its own order, such as keys typed while earlier ones still wait."""
+        if self.closed.done():
+            raise ConnectionClosedError("channel is closed")
+        sent = self._layer.send_data(self.local_id, data)
+        if sent:
+            self._flush()
+        return sent
+
     async def write_eof(self) -> None:
         if not self._eof_sent and not self.closed.done():
             self._eof_sent = True
@@ -238,3 +249,38 @@ class Channel:
 
     async def wait_closed(self) -> None:
         await asyncio.shield(self.closed)
+
+
+class Outbox:
+    """Input for one channel, kept in order. Written at once while nothing waits before it, so a key
+    does not wait for a task's turn (behind a flood's parsing); queued for ``drain`` while the
+    window is shut. Run ``drain`` as a task for as long as the channel is used."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._queue: deque[bytes] = deque()
+        self._queued = asyncio.Event()
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` after everything sent before; dropped once the channel is closed."""
+        if not self._queue:
+            try:
+                data = data[self._channel.write_nowait(data) :]
+            except SSHError:
+                return
+            if not data:
+                return
+        self._queue.append(data)
+        self._queued.set()
+
+    async def drain(self) -> None:
+        queue = self._queue
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            while queue:
+                try:
+                    await self._channel.write(queue[0])  # stays queued, so later input waits behind it
+                except SSHError:
+                    return
+                queue.popleft()

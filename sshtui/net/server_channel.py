@@ -3,7 +3,9 @@
 A handler (a session, a forwarded socket) implements ``ChannelHandler``; the driver calls it
 for each event of its channel. The handler acts on the channel only through its
 ``ChannelLink``, which tolerates a channel the peer has already closed: the handler learns of
-that through ``on_closed`` and must not crash before.
+that through ``on_closed`` and must not crash before. While the connection's socket is backed
+up the link takes no data, as if the window were shut, and ``on_window`` follows once it drains:
+output then waits at its source instead of queueing in our memory ahead of other channels' data.
 """
 
 from __future__ import annotations
@@ -28,15 +30,21 @@ class ChannelHandler(Protocol):
 class ChannelLink:
     """One channel as its handler sees it; ``flush`` sends what the calls queued."""
 
-    __slots__ = ("layer", "local_id", "flush", "label")
+    __slots__ = ("layer", "local_id", "flush", "label", "_backed_up")
 
-    def __init__(self, layer: ConnectionLayer, local_id: int, flush: Callable[[], None], label: str) -> None:
+    def __init__(
+        self, layer: ConnectionLayer, local_id: int, flush: Callable[[], None], label: str,
+        backed_up: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.layer = layer
         self.local_id = local_id
         self.flush = flush
         self.label = label
+        self._backed_up = backed_up
 
     def writable(self) -> int:
+        if self._backed_up():
+            return 0
         try:
             return self.layer.writable(self.local_id)
         except LocalProtocolError:
@@ -44,6 +52,8 @@ class ChannelLink:
 
     def send(self, data: bytes | bytearray | memoryview, data_type: int | None = None) -> int:
         """As much of ``data`` as the window takes now; the rest waits for ``on_window``."""
+        if self._backed_up():
+            return 0
         try:
             if data_type is None:
                 return self.layer.send_data(self.local_id, data)

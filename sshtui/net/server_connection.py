@@ -2,6 +2,9 @@
 ``ServerConnection`` (RFC 4253 transport, RFC 4252 authentication, RFC 4254 channels).
 
 Socket bytes go in, events are acted on, queued bytes go out, as in ``sshtui.net.client``.
+Channel windows bound each channel; the socket's send buffer bounds them all together: over its
+high-water mark no channel takes data (``ChannelLink``), so one channel's flood does not queue
+megabytes ahead of another's keystroke echo, whatever windows the client grants.
 Timers enforce the login grace time, the idle timeout and time-based rekeying; a failed
 authentication attempt is answered only after a growing delay, while the socket is not read.
 """
@@ -13,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("sshtui.server")
 
 MAX_AUTH_DELAY = 5.0
+SEND_HIGH_WATER = 64 * 1024  # bytes in our socket buffer above which channels stop taking data
+SEND_LOW_WATER = 16 * 1024
+KERNEL_UNSENT_LIMIT = 128 * 1024  # TCP_NOTSENT_LOWAT: unsent bytes the kernel queues before ours
 
 
 class ConnectionHandler(asyncio.Protocol):
@@ -65,6 +72,7 @@ class ConnectionHandler(asyncio.Protocol):
         self._forwards = RemoteForwards(self._open_forwarded, options.allow_forward_bind_any, self.label)
         self._global = ForwardRequests(self._forwards, self._reply_global, self._spawn, self.label)
         self._held = False
+        self._send_paused = False
         self._auth_failures = 0
         self._authenticated = False
         self._last_activity = self._loop.time()
@@ -88,6 +96,8 @@ class ConnectionHandler(asyncio.Protocol):
         }
         self._policy = dataclasses.replace(self.server.session_policy, connection_env=connection_env)
         log.info("%s: connection accepted", self.label)
+        transport.set_write_buffer_limits(SEND_HIGH_WATER, SEND_LOW_WATER)
+        _limit_kernel_backlog(transport)
         self.conn.start(self._loop.time())
         self._flush()
         self._set_timer("grace", self.options.login_grace_time, self._grace_expired)
@@ -112,6 +122,22 @@ class ConnectionHandler(asyncio.Protocol):
         if not self.conn.is_closed:
             self._dispatch(self.conn.receive_data(b"", self._loop.time()))
         self._end()
+
+    @property
+    def unsent(self) -> int:
+        """Bytes written for the client that its socket has not taken yet."""
+        return self._sock.get_write_buffer_size() if self._sock is not None else 0
+
+    def pause_writing(self) -> None:
+        self._send_paused = True
+
+    def resume_writing(self) -> None:
+        self._send_paused = False
+        for handler in list(self._handlers.values()):
+            handler.on_window()  # output held back at its source may flow again
+
+    def _backed_up(self) -> bool:
+        return self._send_paused
 
     def _flush(self) -> None:
         if self._held or self._sock is None:
@@ -152,6 +178,8 @@ class ConnectionHandler(asyncio.Protocol):
                 handler.on_eof()
         elif isinstance(event, ce.ChannelRequestReceived):
             self._on_channel_request(event)
+        elif isinstance(event, ce.ChannelRequestRejected):
+            log.info("%s ch%d: request refused: %s", self.label, event.local_id, event.reason)
         elif isinstance(event, ce.ChannelClosed):
             self._sessions.pop(event.local_id, None)
             handler = self._handlers.pop(event.local_id, None)
@@ -227,7 +255,7 @@ class ConnectionHandler(asyncio.Protocol):
 
     def _link(self, local_id: int, what: str) -> ChannelLink:
         layer = self.conn.require_channels()
-        return ChannelLink(layer, local_id, self._flush, f"{self.label} ch{local_id} {what}")
+        return ChannelLink(layer, local_id, self._flush, f"{self.label} ch{local_id} {what}", self._backed_up)
 
     def _on_open_request(self, event: ce.ChannelOpenRequested) -> None:
         layer = self.conn.require_channels()
@@ -408,3 +436,13 @@ class ConnectionHandler(asyncio.Protocol):
         self.server.connections.discard(self)
         if not self.finished.done():
             self.finished.set_result(None)
+
+
+def _limit_kernel_backlog(transport: asyncio.Transport) -> None:
+    """Keep what the kernel holds unsent small, so a backed-up socket shows in our buffer (Linux)."""
+    option = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+    sock = transport.get_extra_info("socket")
+    if option is None or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, option, KERNEL_UNSENT_LIMIT)

@@ -3,7 +3,8 @@
 Several connections at once, several shells per connection over the same transport. Each tab wires
 its terminal to its channel: ``channel.read()`` feeds the terminal only while the terminal can take
 more (it says so through ``feed()``'s result and ``ready_for_more``), so a flood waits in the SSH
-window rather than in our memory; keystrokes are written in order by one writer task; resizes
+window rather than in our memory; keystrokes go out at once, in order (only while the window is shut
+do they queue for a writer task); resizes
 become window-change requests, the last size of a burst only. Closing a tab closes its channel and
 the connection closes with its last channel. The terminal keeps every key; ctrl+] (or Escape twice)
 hands the keyboard back to this screen's bindings.
@@ -29,7 +30,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Label, TabbedContent, TabPane
 
-from sshtui.net.channel import Channel
+from sshtui.net.channel import Channel, Outbox
 from sshtui.ssh.errors import SSHError
 from sshtui.ui.driver import Connection, ConnectionView, ConnState, SessionDriver, describe_error
 from sshtui.ui.terminal import DEFAULT_EMULATOR, BackendFactory
@@ -66,7 +67,7 @@ class ShellPane(TabPane):
         )
         self._can_read = asyncio.Event()
         self._can_read.set()
-        self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
+        self._outbox: Outbox | None = None
         self._resize_timer: Timer | None = None
         self._pty_size: tuple[int, int] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -87,9 +88,9 @@ class ShellPane(TabPane):
         self.channel = channel
         self.ended = ""
         self._can_read.set()
-        self._outgoing = asyncio.Queue()
+        self._outbox = Outbox(channel)
         self._spawn(self._pump(channel))
-        self._spawn(self._writer(channel))
+        self._spawn(self._outbox.drain())
         if self._pty_size is not None and self._pty_size != DEFAULT_SIZE:
             await channel.resize(*self._pty_size)
 
@@ -116,14 +117,6 @@ class ShellPane(TabPane):
     def _resume_reading(self) -> None:
         self._can_read.set()
 
-    async def _writer(self, channel: Channel) -> None:
-        while True:
-            data = await self._outgoing.get()
-            try:
-                await channel.write(data)
-            except SSHError:
-                return
-
     def _write(self, data: bytes) -> None:
         if self._route_input is not None and self.broadcast and self._route_input(self, data):
             return
@@ -131,8 +124,8 @@ class ShellPane(TabPane):
 
     def send(self, data: bytes) -> None:
         """Bytes to the shell, in order with the keys typed here."""
-        if self.channel is not None and data:
-            self._outgoing.put_nowait(data)
+        if self.channel is not None and data and self._outbox is not None:
+            self._outbox.send(data)
 
     def _resized(self, columns: int, rows: int) -> None:
         self._pty_size = (columns, rows)

@@ -3,11 +3,16 @@
 It knows nothing about SSH: output comes in through ``feed()``, keystrokes go out through the ``write``
 callable, and a new size through ``on_resize`` (the caller sends the window-change request, RFC 4254 §6.7).
 
-Speed: ``feed()`` only queues bytes. Parsing runs in slices of at most ``PARSE_BUDGET`` seconds so keys
-and repaints are never stuck behind a flood, and painting happens on a <= 60 Hz timer that refreshes only
-the rows the emulator marked dirty (Textual's line API re-renders just those). When parsing falls behind,
-``feed()`` returns False and ``ready_for_more`` is called once the backlog has drained, so the caller reads
-the channel only as fast as we parse (and the SSH window, not our memory, absorbs the flood).
+Speed: ``feed()`` only queues bytes (a short output into an idle terminal, such as an echo, is parsed at
+once). Parsing runs in slices of about ``PARSE_BUDGET`` seconds (less while unfocused), each its own callback
+on asyncio's ready queue, not Textual's message queue, which runs queued callbacks back to back without
+returning to the loop: between two slices the loop reads sockets and runs keys and the other tabs, so a
+flood in one tab holds up nothing for longer than a slice. The bytes per slice adapt to how fast the
+emulator parses this output (``yes`` scrolls once per three bytes). Painting happens on a <= 60 Hz timer
+that refreshes only the rows the emulator marked dirty (Textual's line API re-renders just those). When
+parsing falls behind, ``feed()`` returns False and ``ready_for_more`` is called once the backlog has
+drained, so the caller reads the channel only as fast as we parse (and the SSH window, not our memory,
+absorbs the flood).
 
 Keys: every key goes to the remote, including those Textual would take (tab, ctrl+c, ctrl+p, escape),
 except the focus-release keys: press Escape twice within 0.4 s, or ctrl+], to give focus back to the app.
@@ -17,6 +22,7 @@ screen and want it immediately). Shift+PageUp/PageDown scroll the local scrollba
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -52,7 +58,10 @@ class TerminalView(Widget, can_focus=True):
     DOUBLE_ESCAPE_SECONDS = 0.4
     REFRESH_INTERVAL = 1 / 60
     PARSE_BUDGET = 0.008
-    PARSE_SLICE = 16 * 1024
+    BACKGROUND_PARSE_BUDGET = 0.002  # unfocused: a flood in another tab gives way to the one typed in
+    PARSE_SLICE = 16 * 1024  # the most bytes fed to the emulator in one call
+    MIN_PARSE_SLICE = 256
+    INLINE_PARSE = 4 * 1024  # fed while nothing is queued: parsed at once
     HIGH_WATER = 256 * 1024
     LOW_WATER = 64 * 1024
     SYNCHRONIZED_OUTPUT_TIMEOUT = 0.15
@@ -93,7 +102,8 @@ class TerminalView(Widget, can_focus=True):
         self._backlog: deque[memoryview] = deque()
         self._pending = 0
         self._reader_paused = False
-        self._parse_scheduled = False
+        self._parse_handle: asyncio.Handle | None = None
+        self._slice = self.PARSE_SLICE
         self._strips: dict[int, Strip] = {}
         self._cursor_drawn: tuple[int, int] | None = None
         self._scroll_offset = 0
@@ -118,38 +128,58 @@ class TerminalView(Widget, can_focus=True):
     def feed(self, data: bytes) -> bool:
         """Queue output from the remote; False means "stop reading until ``ready_for_more`` is called"."""
         if data:
+            idle = not self._backlog and self._parse_handle is None
             self._backlog.append(memoryview(data))
             self._pending += len(data)
-            self._schedule_parse()
+            if idle and len(data) <= min(self.INLINE_PARSE, self._slice) and self.is_mounted:
+                self._parse_some()  # an echo, a prompt: on screen now, not after another turn of the loop
+            else:
+                self._schedule_parse()
         if self._pending >= self.HIGH_WATER:
             self._reader_paused = True
         return not self._reader_paused
 
     def _schedule_parse(self) -> None:
-        if not self._parse_scheduled and self.is_mounted:
-            self._parse_scheduled = True
-            self.call_later(self._parse_some)
+        if self._parse_handle is None and self.is_mounted:
+            self._parse_handle = asyncio.get_running_loop().call_soon(self._parse_some)
 
     def _parse_some(self) -> None:
-        self._parse_scheduled = False
-        backlog, feed = self._backlog, self.backend.feed
-        deadline = time.perf_counter() + self.PARSE_BUDGET
-        while backlog:
-            chunk = backlog.popleft()
-            if len(chunk) > self.PARSE_SLICE:
-                backlog.appendleft(chunk[self.PARSE_SLICE :])
-                chunk = chunk[: self.PARSE_SLICE]
-            self._pending -= len(chunk)
-            feed(bytes(chunk))
-            if time.perf_counter() >= deadline:
-                break
+        self._parse_handle = None
+        try:
+            self._parse_slice()
+        except Exception as error:
+            self.call_later(_reraise, error)  # Textual's error handling, as for any handler of ours
+            return
         self._wake_refresh()
-        if backlog:
+        if self._backlog:
             self._schedule_parse()
         if self._reader_paused and self._pending <= self.LOW_WATER:
             self._reader_paused = False
             if self.ready_for_more is not None:
                 self.ready_for_more()
+
+    def _parse_slice(self) -> None:
+        """Feed the emulator for about ``PARSE_BUDGET`` seconds, in chunks sized to take half of it."""
+        backlog, feed, clock = self._backlog, self.backend.feed, time.perf_counter
+        budget = self.PARSE_BUDGET if self.has_focus else self.BACKGROUND_PARSE_BUDGET
+        deadline = clock() + budget
+        while backlog:
+            size = self._slice
+            chunk = backlog.popleft()
+            if len(chunk) > size:
+                backlog.appendleft(chunk[size:])
+                chunk = chunk[:size]
+            self._pending -= len(chunk)
+            started = clock()
+            feed(bytes(chunk))
+            now = clock()
+            took = now - started
+            if took > budget / 2:
+                self._slice = max(self.MIN_PARSE_SLICE, int(len(chunk) * budget / 2 / took))
+            elif len(chunk) == size and took < budget / 8:
+                self._slice = min(self.PARSE_SLICE, size * 2)
+            if now >= deadline:
+                break
 
     def _title_set(self, title: str) -> None:
         self._title = title
@@ -164,6 +194,11 @@ class TerminalView(Widget, can_focus=True):
         self._apply_size()
         if self._backlog:
             self._schedule_parse()
+
+    def on_unmount(self) -> None:
+        if self._parse_handle is not None:
+            self._parse_handle.cancel()
+            self._parse_handle = None
 
     def _wake_refresh(self) -> None:
         if self._refresh_timer is not None:
@@ -401,3 +436,7 @@ class TerminalView(Widget, can_focus=True):
                 self._write(key * 3)
         else:
             self._scroll_by(3 if up else -3)
+
+
+def _reraise(error: Exception) -> None:
+    raise error
