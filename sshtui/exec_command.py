@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sshtui.forward_command import jump_options, start_exec_forwards
+from sshtui.forward_command import start_exec_forwards
 from sshtui.forward_spec import ForwardSpec, ForwardSpecError, forwards_from_args
 from sshtui.net.channel import Channel, ExitInfo
 from sshtui.net.client import SSHClient
-from sshtui.net.jump import connect_through
+from sshtui.net.jump import connect_through, hop_settings
 from sshtui.options import (
     ConnectionSettings,
     OptionError,
@@ -64,7 +64,7 @@ class ExecRequest:
     pty: bool = False
     stats_json: Path | None = None
     forwards: tuple[ForwardSpec, ...] = ()  # -L/-R/-D, alive while the command runs
-    jumps: tuple[str, ...] = ()  # -J hops, in order
+    jumps: tuple[str, ...] = ()  # every hop in connection order, nested ones included
 
 
 def request_from_args(args: argparse.Namespace) -> ExecRequest:
@@ -103,7 +103,8 @@ async def run(request: ExecRequest) -> int:
     prompter = Prompter.from_environment(batch_mode=request.settings.batch_mode)
     try:
         options = build_client_options(request.settings, prompter)
-        hops = jump_options(request.settings, request.jumps, prompter)
+        # Each hop is looked up in the same hosts.toml and ssh_config files (-F) as the destination.
+        hops = [build_client_options(hop_settings(request.settings, hop), prompter) for hop in request.jumps]
     except (OptionError, SSHError, OSError) as exc:
         error(exc.message if isinstance(exc, SSHError) else str(exc))
         return EXIT_CONNECTION

@@ -5,6 +5,8 @@ Parses DEST (``[user@]host[:port]``, ``[user@][ipv6]:port``, ``ssh://`` URIs), `
 and turns the result into the client's ``ClientOptions``. Precedence follows ssh(1): ``-p``/``-l``
 win over ``-o``, the first ``-o`` of an option wins over later ones, and both win over DEST; the
 ssh_config files (``-F FILE``, else ``~/.ssh/config`` and the system file) fill in what is left.
+A jump host named in ProxyJump, ``-J`` or a saved host is resolved the same way (saved hosts, then
+ssh_config, then ``[user@]host[:port]`` as written), as ssh(1) resolves its jump hosts.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import re
 import shlex
 import sys
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sshtui.ssh.config import (
     DEFAULT_CIPHERS,
@@ -223,6 +225,10 @@ class ConnectionSettings:
     given: dict[str, str] = field(default_factory=dict)  # the -o options as given, canonical names
     proxy_jump: str | None = None  # ProxyJump from ssh_config (-J on the command line wins over it)
     config_warnings: tuple[str, ...] = ()  # "file:line: problem" for Match blocks, unknown keywords
+    # Where the settings came from, so that jump hosts are looked up in the same places.
+    alias: str = ""  # the host as named (a saved host, an ssh_config alias or an address)
+    home: Path | None = None
+    system_config_file: Path | None = SYSTEM_CONFIG_FILE
 
 
 _LISTS = {
@@ -235,6 +241,20 @@ _LISTS = {
     "PubkeyAcceptedAlgorithms": (
         "pubkey_accepted_algorithms", DEFAULT_PUBKEY_ALGORITHMS, tuple(HOST_KEY_ALGORITHMS),
     ),
+}
+
+
+# The fields each option sets: a jump host's own options replace exactly these of the destination's.
+OPTION_FIELDS: dict[str, tuple[str, ...]] = {
+    **{name: (attribute,) for name, (attribute, _, _) in _LISTS.items()},
+    "HostKeyAlgorithms": ("host_key_algorithms", "host_key_algorithms_set"),
+    "RekeyLimit": ("rekey_bytes", "rekey_seconds"),
+    "BatchMode": ("batch_mode",), "ConnectTimeout": ("connect_timeout",),
+    "HashKnownHosts": ("hash_known_hosts",), "IdentitiesOnly": ("identities_only",),
+    "IdentityFile": ("identity_files",), "Port": ("port",), "ProxyJump": ("proxy_jump",),
+    "ServerAliveCountMax": ("server_alive_count_max",), "ServerAliveInterval": ("server_alive_interval",),
+    "StrictHostKeyChecking": ("strict_host_key_checking",), "UpdateHostKeys": ("update_host_keys",),
+    "User": ("user",), "UserKnownHostsFile": ("user_known_hosts_files",),
 }
 
 
@@ -291,13 +311,45 @@ def _apply(settings: ConnectionSettings, name: str, value: str, home: Path) -> N
 
 
 def effective_jumps(settings: ConnectionSettings, command_line: str | None) -> list[str]:
-    """-J wins; otherwise ProxyJump from -o, a saved host or ssh_config ("none" disables it)."""
+    """-J wins; otherwise ProxyJump from -o, a saved host or ssh_config ("none" disables it).
+
+    A hop that is itself reached through jump hosts (a saved host's jumps, its own ProxyJump) comes
+    after them, so the list is the whole chain in connection order; a loop raises ``OptionError``."""
     from sshtui.forward_spec import parse_jump_hosts
+    from sshtui.net.jump import jump_chain
 
     text = command_line or settings.proxy_jump
     if not text or text.strip().lower() == "none":
         return []
-    return list(parse_jump_hosts(text))
+    return [hop.name for hop in jump_chain(settings, parse_jump_hosts(text))]
+
+
+@dataclass(frozen=True, slots=True)
+class JumpHost:
+    """One jump host as named in ProxyJump, ``-J`` or a saved host's jumps, resolved like a DEST."""
+
+    name: str  # as written
+    overrides: dict[str, Any]  # the ConnectionSettings fields it sets for itself
+    jumps: tuple[str, ...]  # the jump hosts it is reached through in turn
+
+
+def resolve_jump_host(text: str, destination: ConnectionSettings) -> JumpHost:
+    """A jump host's address, port, user, keys, trust and algorithms: from the saved host it names,
+    then ssh_config (the files ``destination`` was resolved with), else ``[user@]host[:port]`` as
+    written, port 22 by default. What neither says is left as for ``destination``, so ``-i`` keys and
+    known_hosts files given for the destination serve its jump hosts too. Raises ``OptionError``."""
+    from sshtui.forward_spec import ForwardSpecError, parse_jump_hosts
+
+    hop, applied = _resolve(destination, text, [], [])
+    fields = {"host", "port", "user", "alias"}
+    for name in applied - {"ProxyJump"}:
+        fields.update(OPTION_FIELDS[name])
+    jumps = hop.proxy_jump
+    try:
+        chain = [] if jumps is None or jumps.strip().lower() == "none" else parse_jump_hosts(jumps)
+    except ForwardSpecError as exc:
+        raise OptionError(str(exc)) from None
+    return JumpHost(text, {name: getattr(hop, name) for name in sorted(fields)}, tuple(chain))
 
 
 def resolve_settings(
@@ -315,14 +367,42 @@ def resolve_settings(
 
     Warnings about the config files (skipped ``Match`` blocks, unknown keywords) go to stderr."""
     home = home if home is not None else Path(os.path.expanduser("~"))
-    dest, options = apply_saved_host(parse_destination(destination), options)
-    settings = ConnectionSettings(
-        host=dest.host,
-        user=dest.user,
-        port=dest.port or 22,
+    base = ConnectionSettings(
+        host="",
         user_known_hosts_files=tuple(home / ".ssh" / name for name in KNOWN_HOSTS_NAMES),
+        config_file=Path(config_file) if config_file is not None else None,
+        home=home,
+        system_config_file=system_config_file,
     )
-    identities = [expand_path(p, home) for p in identity_files]
+    named = [expand_path(p, home) for p in identity_files]
+    settings, applied = _resolve(base, destination, options, named, port=port, user=user)
+    for warning in settings.config_warnings:
+        print(f"sshtui: warning: {warning}", file=sys.stderr, flush=True)
+    if "IdentityFile" not in applied:  # OpenSSH's default key files only when none was named
+        settings.identity_files = tuple(default_identity_files(home))
+    return settings
+
+
+def _resolve(
+    base: ConnectionSettings,
+    destination: str,
+    options: Sequence[str],
+    identities: list[Path],
+    *,
+    port: str | None = None,
+    user: str | None = None,
+) -> tuple[ConnectionSettings, set[str]]:
+    """``destination`` over ``base``: its saved host, the ``-o`` options (the first value of each
+    wins, and they win over the saved host's), ``-p``/``-l``, then ssh_config for what is left.
+    Returns the settings and the names of the options that set something."""
+    home = base.home if base.home is not None else Path(os.path.expanduser("~"))
+    written = parse_destination(destination)
+    dest, options = apply_saved_host(written, options)
+    settings = replace(
+        base, host=dest.host, user=dest.user, port=dest.port or 22, alias=written.host, given={},
+        proxy_jump=None, config_warnings=(),
+    )
+    applied: set[str] = set()
     for text in options:
         name, value = split_option(text)
         if name == "IdentityFile":  # accumulates, like -i
@@ -332,50 +412,48 @@ def resolve_settings(
             continue  # the first value obtained wins (ssh_config(5))
         _apply(settings, name, value, home)
         settings.given[name] = value
+        applied.add(name)
     if port is not None:
         settings.port = parse_port(port, "port (-p)")
     if user is not None:
         settings.user = user
     port_fixed = port is not None or "Port" in settings.given or dest.port is not None
-    from_config = _apply_ssh_config(settings, config_file, home, system_config_file, port_fixed=port_fixed)
-    for warning in settings.config_warnings:
-        print(f"sshtui: warning: {warning}", file=sys.stderr, flush=True)
+    from_config, configured = _apply_ssh_config(settings, home, port_fixed=port_fixed)
+    applied |= configured
     for path in identities:
         if not path.is_file():
             raise OptionError(f"identity file {path} not accessible: no such file")
-    # OpenSSH falls back to its default key files only when none was named, and skips named ones
-    # from the config files that do not exist.
-    named = bool(identities or from_config)
-    identities += [path for path in from_config if path.is_file() and path not in identities]
-    settings.identity_files = tuple(identities) if named else tuple(default_identity_files(home))
-    return settings
+    # Named key files from the config files that do not exist are skipped, as OpenSSH does.
+    if identities or from_config:
+        identities += [path for path in from_config if path.is_file() and path not in identities]
+        settings.identity_files = tuple(identities)
+        applied.add("IdentityFile")
+    return settings, applied
 
 
 def _apply_ssh_config(
-    settings: ConnectionSettings,
-    config_file: str | None,
-    home: Path,
-    system_config_file: Path | None,
-    *,
-    port_fixed: bool,
-) -> tuple[Path, ...]:
-    """Fill in from ssh_config what the command line left open; returns the config's IdentityFiles."""
+    settings: ConnectionSettings, home: Path, *, port_fixed: bool
+) -> tuple[tuple[Path, ...], set[str]]:
+    """Fill in from ssh_config what the command line left open; returns the config's IdentityFiles
+    and the names of the options it set."""
     try:
-        config = load_ssh_config(home, config_file, system_file=system_config_file)
+        config = load_ssh_config(home, settings.config_file, system_file=settings.system_config_file)
         fixed_port = settings.port if port_fixed else None
         local = LocalContext.current(home)
         resolved = config.resolve(settings.host, local, port=fixed_port, user=settings.user)
     except SshConfigError as exc:
         raise OptionError(exc.message) from None
-    settings.config_file = Path(config_file) if config_file is not None else None
     settings.config_warnings = tuple(str(warning) for warning in resolved.warnings)
     settings.host, settings.port = resolved.hostname, resolved.port
+    applied = set()
     if settings.user is None and "User" in resolved.options:
         settings.user = resolved.user
+        applied.add("User")
     for name in sorted(set(OPTION_NAMES.values()) - {"Port", "User", "IdentityFile", *settings.given}):
         found = resolved.options.get(name)
         if found is None:
             continue
+        applied.add(name)
         if name == "UserKnownHostsFile":  # already ~- and token-expanded by the resolver
             settings.user_known_hosts_files = resolved.user_known_hosts_files
             continue
@@ -388,7 +466,7 @@ def _apply_ssh_config(
         raise OptionError(f"{command.location}: ProxyCommand is not supported by sshtui (use ProxyJump)")
     if "ProxyJump" not in settings.given:
         settings.proxy_jump = resolved.proxy_jump
-    return resolved.identity_files
+    return resolved.identity_files, applied
 
 
 # --- saved hosts (``sshtui hosts``): a saved name as DEST, looked up before ssh_config --------------
@@ -496,6 +574,7 @@ def build_client_options(
         passphrase_prompt=prompter.passphrase if interactive else None,
         kbdint_prompt=prompter.keyboard_interactive if interactive else None,
         banner_callback=prompter.banner,
+        notice_callback=prompter.notice,
         pubkey_algorithms=settings.pubkey_accepted_algorithms,
     )
     return ClientOptions(

@@ -163,6 +163,13 @@ class Prompter:
         """Server banners (RFC 4252 §5.4) go to stderr as ssh(1) shows them; core escaped them."""
         self._say(text)
 
+    def notice(self, text: str) -> None:
+        """Something authentication wants the user to know, such as a key given up on after wrong
+        passphrases; shown where banners go, so a prompter that shows banners elsewhere shows
+        these there too."""
+        shown = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+        self.banner(f"sshtui: {shown}")
+
     def _say(self, text: str) -> None:
         stream = self._messages or sys.stderr
         stream.write(text if text.endswith("\n") else text + "\n")

@@ -2,7 +2,11 @@
 
 "none" first to learn the allowed methods, then publickey (agent keys, then identity files,
 each queried before signing), then keyboard-interactive, then password. Prompts go through
-callbacks; a key's passphrase is asked only once the server said it would accept that key.
+callbacks; a key's passphrase is asked only once the server said it would accept that key,
+except for an encrypted key whose public half is hidden too (a PEM or PKCS#8 file without its
+``.pub``): that one is unlocked first, as ssh(1) does, then offered. A passphrase is asked at most
+``MAX_PASSPHRASE_TRIES`` times per key and connection; a key that cannot be used is skipped, and
+when authentication fails the error says which keys were skipped and why.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sshtui.ssh.crypto.hostkeys import PrivateKey, public_key_type
+from sshtui.ssh.crypto.hostkeys import KeyFormatError, PrivateKey, public_key_type
 from sshtui.ssh.crypto.userkeys import PassphraseRequired, WrongPassphrase
 from sshtui.ssh.errors import SSHError
 from sshtui.ssh.userauth import (
@@ -25,7 +29,7 @@ from sshtui.ssh.userauth import (
     PasswordChangeRequested,
     PublicKeyAccepted,
 )
-from sshtui.store.keyfiles import KeyFileError, read_private_key, read_public_key
+from sshtui.store.keyfiles import KeyFileError, read_private_key, read_public_half, read_public_key
 
 PasswordPrompt = Callable[[str], Awaitable[str | None]]
 KbdIntPrompt = Callable[[str, str, Sequence[tuple[str, bool]]], Awaitable[Sequence[str] | None]]
@@ -34,7 +38,12 @@ MAX_PASSWORD_TRIES = 3
 
 
 class AuthenticationFailed(SSHError):
-    """No method succeeded; the message lists what was tried and what the server allows."""
+    """No method succeeded; the message lists what was tried, what the server allows and the keys
+    that were skipped, each with its reason."""
+
+
+class PassphraseTriesExhausted(KeyFileError):
+    """Every passphrase typed for a key was wrong."""
 
 
 @dataclass
@@ -50,6 +59,15 @@ class Identity:
         return public_key_type(self.blob)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyFile:
+    """An identity file, loaded only when it is to sign. ``blob`` is None while the public half is
+    unknown: the file is encrypted and hides it, so the key is unlocked before it is offered."""
+
+    path: Path
+    blob: bytes | None = field(repr=False)
+
+
 @dataclass
 class AuthOptions:
     identity_files: Sequence[Path] = ()
@@ -59,6 +77,8 @@ class AuthOptions:
     passphrase_prompt: PasswordPrompt | None = None
     kbdint_prompt: KbdIntPrompt | None = None
     banner_callback: Callable[[str], None] | None = None
+    # Told when a key is given up on after wrong passphrases, so the next prompt makes sense.
+    notice_callback: Callable[[str], None] | None = None
     preferred: Sequence[str] = ("publickey", "keyboard-interactive", "password")
     keys: Sequence[PrivateKey] = field(default_factory=tuple)  # in-memory keys, tried first
     # PubkeyAcceptedAlgorithms: signature algorithms our keys may use; None allows every one.
@@ -72,39 +92,54 @@ def _key_identity(key: PrivateKey, source: str) -> Identity:
     return Identity(key.public_blob, source, sign)
 
 
-def _file_identity(path: Path, blob: bytes, prompt: PasswordPrompt | None) -> Identity:
-    async def sign(algorithm: str, data: bytes) -> bytes:
-        passphrase: bytes | None = None
-        for _ in range(MAX_PASSPHRASE_TRIES + 1):
-            try:
-                key = await asyncio.to_thread(read_private_key, path, passphrase)
-                return key.sign(algorithm, data)
-            except (PassphraseRequired, WrongPassphrase) as exc:
-                if prompt is None:
-                    raise KeyFileError(path, "is encrypted and no passphrase prompt is available") from exc
-                answer = await prompt(f"Enter passphrase for key '{path}': ")
-                if answer is None:
-                    raise KeyFileError(path, "passphrase entry cancelled") from None
-                passphrase = answer.encode()
-        raise KeyFileError(path, f"wrong passphrase {MAX_PASSPHRASE_TRIES} times")
+def key_files(paths: Sequence[Path]) -> tuple[list[KeyFile], list[str]]:
+    """The identity files that may be offered, and ``"path: reason"`` for those that may not.
 
-    return Identity(blob, str(path), sign)
-
-
-def file_identities(paths: Sequence[Path], prompt: PasswordPrompt | None) -> list[Identity]:
-    """Identities for key files: the public half from ``.pub`` or, failing that, the key itself."""
-    out = []
+    The public half comes from the ``.pub`` beside the key or, failing that, from the key file."""
+    usable: list[KeyFile] = []
+    skipped: list[str] = []
     for path in paths:
         pub = path.with_name(path.name + ".pub")
-        if pub.exists():
-            blob, _ = read_public_key(pub)
-        else:
-            try:
-                blob = read_private_key(path).public_blob
-            except PassphraseRequired:
-                continue  # no way to know its public key without asking: OpenSSH skips it too
-        out.append(_file_identity(path, blob, prompt))
-    return out
+        try:
+            if pub.exists():
+                usable.append(KeyFile(path, read_public_key(pub)[0]))
+                continue
+        except KeyFormatError:
+            pass  # a damaged .pub: the key file itself may still say what its public half is
+        try:
+            usable.append(KeyFile(path, read_public_half(path)))
+        except PassphraseRequired:
+            usable.append(KeyFile(path, None))
+        except KeyFormatError as exc:
+            skipped.append(exc.message)
+    return usable, skipped
+
+
+async def unlock_key_file(path: Path, prompt: PasswordPrompt | None) -> PrivateKey:
+    """The private key in ``path``, asking for its passphrase when it has one, at most
+    ``MAX_PASSPHRASE_TRIES`` times. Raises ``KeyFormatError`` whose message says why it cannot be
+    used: cancelled, no passphrase typed, wrong every time (``PassphraseTriesExhausted``), ..."""
+    passphrase: bytes | None = None
+    question = f"Enter passphrase for key '{path}': "
+    for attempt in range(MAX_PASSPHRASE_TRIES + 1):
+        try:
+            return await asyncio.to_thread(read_private_key, path, passphrase)
+        except PassphraseRequired:
+            pass
+        except WrongPassphrase:
+            if attempt == MAX_PASSPHRASE_TRIES:
+                reason = f"wrong passphrase {MAX_PASSPHRASE_TRIES} times"
+                raise PassphraseTriesExhausted(path, reason) from None
+            question = f"Bad passphrase, try again for key '{path}': "
+        if prompt is None:
+            raise KeyFileError(path, "encrypted, and no passphrase can be asked for here (BatchMode)")
+        answer = await prompt(question)
+        if answer is None:
+            raise KeyFileError(path, "passphrase entry cancelled")
+        if not answer:  # as ssh(1): an empty answer means "skip this key"
+            raise KeyFileError(path, "no passphrase given")
+        passphrase = answer.encode()
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 async def agent_identities(agent_path: str | None) -> tuple[list[Identity], object | None]:
@@ -144,6 +179,8 @@ class Authenticator:
         self._timeout = step_timeout
         self._allowed: tuple[str, ...] = ()
         self._tried: list[str] = []
+        self._skipped: dict[str, None] = {}  # "what: why", in order, once each
+        self._unlocked: dict[Path, PrivateKey | None] = {}  # None: given up on, reason in _skipped
 
     async def _next(self) -> AuthEvent:
         while True:
@@ -189,50 +226,99 @@ class Authenticator:
             close = getattr(agent, "close", None)
             if close is not None:
                 close()
+        raise AuthenticationFailed(self._failure_message())
+
+    def _failure_message(self) -> str:
         tried = ", ".join(self._tried) or "nothing"
         allowed = ", ".join(self._allowed) or "none"
-        raise AuthenticationFailed(f"Permission denied (tried {tried}; the server allows {allowed})")
+        message = f"Permission denied (tried {tried}; the server allows {allowed})"
+        if self._skipped:
+            message += ". Keys not used: " + "; ".join(self._skipped)
+        return message
 
-    async def _identities(self) -> tuple[list[Identity], object | None]:
+    def _skip(self, reason: str) -> None:
+        self._skipped[reason] = None
+
+    async def _identities(self) -> tuple[list[Identity | KeyFile], object | None]:
         opts = self._options
-        identities = [_key_identity(k, "key") for k in opts.keys]
+        identities: list[Identity | KeyFile] = [_key_identity(k, "key") for k in opts.keys]
         agent = None
         if not opts.identities_only:
             from_agent, agent = await agent_identities(opts.agent_path)
             identities += from_agent
-        identities += file_identities(opts.identity_files, opts.passphrase_prompt)
-        seen: set[bytes] = set()
-        unique = []
-        for identity in identities:
-            if identity.blob not in seen:
-                seen.add(identity.blob)
-                unique.append(identity)
-        return unique, agent
+        files, skipped = key_files(opts.identity_files)
+        for reason in skipped:
+            self._skip(reason)
+        identities += files
+        return identities, agent
 
-    async def _publickey(self, identities: list[Identity]) -> str | None:
+    async def _unlock(self, path: Path) -> PrivateKey | None:
+        """The key in ``path``, its passphrase asked for at most once per connection; None when it
+        cannot be used (the reason is kept for the failure message)."""
+        if path not in self._unlocked:
+            try:
+                self._unlocked[path] = await unlock_key_file(path, self._options.passphrase_prompt)
+            except KeyFormatError as exc:
+                self._unlocked[path] = None
+                self._skip(exc.message)
+                notify = self._options.notice_callback
+                if isinstance(exc, PassphraseTriesExhausted) and notify is not None:
+                    notify(f"{exc.message}; going on without this key")
+        return self._unlocked[path]
+
+    async def _publickey(self, identities: list[Identity | KeyFile]) -> str | None:
+        offered: set[bytes] = set()  # the same key from the agent and a file is offered once
         for identity in identities:
             if "publickey" not in self._allowed:
                 return None
-            algorithm = self._accepted_algorithm(identity.blob)
-            if algorithm is None:
+            blob = identity.blob
+            if blob is None:
+                assert isinstance(identity, KeyFile)
+                key = await self._unlock(identity.path)
+                if key is None:
+                    continue
+                blob = key.public_blob
+            if blob in offered:
                 continue
-            self._tried.append(f"publickey {identity.key_type} ({identity.source})")
-            self._auth.query_publickey(algorithm, identity.blob)
+            offered.add(blob)
+            source = str(identity.path) if isinstance(identity, KeyFile) else identity.source
+            algorithm = self._accepted_algorithm(blob)
+            if algorithm is None:
+                self._skip(f"{source}: {public_key_type(blob)} keys are not in PubkeyAcceptedAlgorithms")
+                continue
+            self._tried.append(f"publickey {public_key_type(blob)} ({source})")
+            self._auth.query_publickey(algorithm, blob)
             event = await self._answer()
             if not isinstance(event, PublicKeyAccepted):
                 continue
-            data = self._auth.publickey_signed_data(algorithm, identity.blob)
-            try:
-                signature = await identity.sign(algorithm, data)
-            except (KeyFileError, SSHError):
+            data = self._auth.publickey_signed_data(algorithm, blob)
+            signature = await self._sign(identity, blob, algorithm, data)
+            if signature is None:
                 continue
-            self._auth.send_publickey_signature(algorithm, identity.blob, signature)
+            self._auth.send_publickey_signature(algorithm, blob, signature)
             event = await self._answer()
             if isinstance(event, AuthSucceeded):
                 return "success"
             if isinstance(event, AuthFailed) and event.partial_success:
                 return "partial"
         return None
+
+    async def _sign(
+        self, identity: Identity | KeyFile, blob: bytes, algorithm: str, data: bytes
+    ) -> bytes | None:
+        if isinstance(identity, Identity):
+            try:
+                return await identity.sign(algorithm, data)
+            except SSHError as exc:
+                self._skip(f"{identity.source}: {exc.message}")
+                return None
+        key = await self._unlock(identity.path)
+        if key is None:
+            return None
+        if key.public_blob != blob:
+            self._skip(f"{identity.path}: the .pub file beside it holds a different key")
+            return None
+        return key.sign(algorithm, data)
 
     def _accepted_algorithm(self, blob: bytes) -> str | None:
         algorithm = self._auth.signature_algorithm_for(blob)

@@ -6,6 +6,10 @@ runs over it unchanged: the inner connection's packets are the channel's data, t
 CLOSE are the transport's end. Back-pressure holds both ways: reading pauses leave the channel
 window shut, and writes wait for the window. Every hop is a full connection of its own, with its
 host key checked by the same trust policy as the destination's.
+
+A hop is named as ssh(1) names it: a saved host (with its address, user, port, keys and algorithm
+settings, and its own jump hosts, which come before it), else an ssh_config ``Host`` (likewise),
+else ``[user@]host[:port]`` as written. A chain that leads back to a hop it started from is refused.
 """
 
 from __future__ import annotations
@@ -15,16 +19,20 @@ import contextlib
 import dataclasses
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sshtui.net.channel import Channel, ChannelOpenError
 from sshtui.net.client import ClientOptions, ConnectError, SSHClient, connect
 from sshtui.ssh.errors import SSHError
 
+if TYPE_CHECKING:
+    from sshtui.options import ConnectionSettings, JumpHost
+
 READ_CHUNK = 256 * 1024
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 CLOSE_GRACE = 2.0  # seconds a hop waits for the connection inside it to say goodbye
+MAX_JUMP_HOPS = 16  # far beyond real use; a mistake in nested jump lists stops here
 _CLOSING: set[asyncio.Future[None]] = set()  # hop shutdowns in flight, kept from the garbage collector
 
 
@@ -220,9 +228,57 @@ async def _close_chain(clients: Sequence[SSHClient], carriers: Sequence[Channel]
                 await asyncio.wait_for(carriers[index - 1].wait_closed(), CLOSE_GRACE)
 
 
-def hop_overrides(text: str) -> Mapping[str, Any]:
-    """``[user@]host[:port]`` of one hop as the settings fields it replaces (port 22 by default)."""
-    from sshtui.options import parse_destination
+# --- naming the hops ------------------------------------------------------------------------------
 
-    dest = parse_destination(text)
-    return {"host": dest.host, "port": dest.port or 22, "user": dest.user}
+
+def hop_overrides(text: str, destination: ConnectionSettings | None = None) -> Mapping[str, Any]:
+    """The settings fields one hop replaces in the destination's: the address, port, user, keys,
+    trust and algorithm settings of the saved host or ssh_config ``Host`` it names, or just
+    ``[user@]host[:port]`` (port 22 by default). Looked up in the files ``destination`` was resolved
+    with; without it, in the user's own. Raises ``OptionError``."""
+    from sshtui.options import ConnectionSettings, resolve_jump_host
+
+    return resolve_jump_host(text, destination or ConnectionSettings(host="")).overrides
+
+
+def hop_settings(destination: ConnectionSettings, text: str) -> ConnectionSettings:
+    """The settings to connect to one hop with; ``OptionError`` names the hop."""
+    from sshtui.options import OptionError
+
+    try:
+        return dataclasses.replace(destination, **hop_overrides(text, destination))
+    except OptionError as exc:
+        raise OptionError(f"jump host {text!r}: {exc}") from None
+
+
+def jump_chain(destination: ConnectionSettings, names: Sequence[str]) -> list[JumpHost]:
+    """Every hop to go through, in connection order: each named hop after the jump hosts it is itself
+    reached through, recursively. ``OptionError`` for a loop or more than ``MAX_JUMP_HOPS`` hops."""
+    from sshtui.options import OptionError, resolve_jump_host
+
+    chain: list[JumpHost] = []
+
+    def visit(text: str, via: tuple[str, ...]) -> None:
+        if text in via:
+            raise OptionError(_loop_message((*via[via.index(text) :], text)))
+        try:
+            hop = resolve_jump_host(text, destination)
+        except OptionError as exc:
+            raise OptionError(f"jump host {text!r}: {exc}") from None
+        for inner in hop.jumps:
+            visit(inner, (*via, text))
+        chain.append(hop)
+        if len(chain) > MAX_JUMP_HOPS:
+            raise OptionError(f"more than {MAX_JUMP_HOPS} jump hosts in a row; check their own jump hosts")
+
+    for text in names:
+        visit(text, ())
+    return chain
+
+
+def _loop_message(loop: tuple[str, ...]) -> str:
+    # A ProxyJump under a Host pattern that also matches the jump host is the usual way in.
+    where = "its saved jump hosts, or a ProxyJump from an ssh_config Host pattern that matches it too"
+    if len(loop) == 2:
+        return f"jump host {loop[0]!r} is to be reached through itself (check {where})"
+    return f"jump hosts form a loop: {' -> '.join(loop)}, each reached through the next (check their jumps)"

@@ -4,22 +4,40 @@ Parsing lives in ``sshtui.ssh.crypto.userkeys``; this module only opens files, r
 key that group or others may access (OpenSSH's "UNPROTECTED PRIVATE KEY FILE"), and makes every
 error name the path. Loading errors keep their own types (``PassphraseRequired`` and friends),
 with the path as their source; both families derive from ``KeyFormatError``.
+
+The OpenSSH container (OpenSSH PROTOCOL.key, ``openssh-key-v1``) keeps the public key in the clear
+even when the private part is encrypted, so such a key can be offered before its passphrase is
+asked for, as ssh(1) does when the ``.pub`` file is missing.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sshtui.ssh.crypto.hostkeys import KeyFormatError, PrivateKey
-from sshtui.ssh.crypto.userkeys import is_encrypted, load_private_key, load_public_key_file
+from sshtui.ssh.crypto.userkeys import (
+    PassphraseRequired,
+    is_encrypted,
+    load_private_key,
+    load_public_key_file,
+)
+from sshtui.ssh.errors import DecodeError
+from sshtui.ssh.wire import WireReader
 
 # Far above any real key file (a 16384-bit RSA key is about 12 KiB).
 MAX_KEY_FILE_BYTES = 256 * 1024
 # OpenSSH's default IdentityFile order (ssh_config(5)), restricted to the key types we support.
 DEFAULT_IDENTITY_NAMES = ("id_rsa", "id_ecdsa", "id_ed25519")
 _CHECK_PERMISSIONS = os.name != "nt"
+OPENSSH_MAGIC = b"openssh-key-v1\x00"
+OPENSSH_PEM_BEGIN = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+OPENSSH_PEM_END = b"-----END OPENSSH PRIVATE KEY-----"
+_AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com")
 
 
 class KeyFileError(KeyFormatError):
@@ -84,6 +102,22 @@ def read_public_key(path: Path) -> tuple[bytes, str]:
     return load_public_key_file(_read(path, private=False), source=str(path))
 
 
+def read_public_half(path: Path) -> bytes:
+    """The public key blob of a private key file, without its passphrase when the format allows:
+    an OpenSSH key shows it in the clear. Raises ``PassphraseRequired`` for an encrypted PEM or
+    PKCS#8 key, which hides it too, and the other loading errors like ``read_private_key``."""
+    data = _read(path, private=True)
+    if not is_encrypted(data, source=str(path)):  # also refuses what we could never decrypt
+        return load_private_key(data, source=str(path)).public_blob
+    der = openssh_der(data)
+    if der is None:
+        raise PassphraseRequired(str(path))
+    try:
+        return parse_openssh_container(der).public_blob
+    except DecodeError as exc:
+        raise KeyFileError(path, exc.message) from None
+
+
 def private_key_is_encrypted(path: Path) -> bool:
     """Whether ``read_private_key`` will need a passphrase for this file."""
     return is_encrypted(_read(path, private=True), source=str(path))
@@ -93,3 +127,42 @@ def default_identity_files(home: Path) -> list[Path]:
     """The default identities under ``home/.ssh`` that exist, in the order OpenSSH tries them."""
     ssh_dir = home / ".ssh"
     return [ssh_dir / name for name in DEFAULT_IDENTITY_NAMES if (ssh_dir / name).is_file()]
+
+
+# --- the OpenSSH private key container (PROTOCOL.key) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSSHContainer:
+    cipher: str
+    kdf: str
+    kdf_options: bytes
+    public_blob: bytes
+    private_section: bytes = field(repr=False)
+
+
+def openssh_der(data: bytes) -> bytes | None:
+    """The bytes inside an ``OPENSSH PRIVATE KEY`` block; None when ``data`` holds none."""
+    start = data.find(OPENSSH_PEM_BEGIN)
+    end = data.find(OPENSSH_PEM_END, start + 1)
+    if start < 0 or end < 0:
+        return None
+    try:
+        return base64.b64decode(b"".join(data[start + len(OPENSSH_PEM_BEGIN) : end].split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def parse_openssh_container(der: bytes) -> OpenSSHContainer:
+    """The fields of an ``openssh-key-v1`` container; raises ``DecodeError``."""
+    r = WireReader(der, "OpenSSH private key")
+    if r.fixed(len(OPENSSH_MAGIC), "magic") != OPENSSH_MAGIC:
+        raise DecodeError("OpenSSH private key: no openssh-key-v1 magic")
+    cipher, kdf, kdf_options = r.ascii("cipher name"), r.ascii("KDF name"), r.string("KDF options")
+    if r.uint32("number of keys") != 1:
+        raise DecodeError("OpenSSH private key: exactly one key per file is supported")
+    public_blob = r.string("public key")
+    private_section = r.string("private section")
+    r.fixed(16 if cipher in _AEAD_CIPHERS else 0, "authentication tag")
+    r.check_end()
+    return OpenSSHContainer(cipher, kdf, kdf_options, public_blob, private_section)

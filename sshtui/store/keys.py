@@ -10,7 +10,6 @@ so that the comment survives (the library always writes an empty one).
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import getpass
 import os
@@ -38,7 +37,17 @@ from sshtui.ssh.errors import DecodeError
 from sshtui.ssh.wire import WireReader, string, uint32
 from sshtui.store import paths
 from sshtui.store.atomic import atomic_write
-from sshtui.store.keyfiles import MAX_KEY_FILE_BYTES, read_private_key, read_public_key
+from sshtui.store.keyfiles import (
+    MAX_KEY_FILE_BYTES,
+    OPENSSH_MAGIC,
+    OPENSSH_PEM_BEGIN,
+    OPENSSH_PEM_END,
+    OpenSSHContainer,
+    openssh_der,
+    parse_openssh_container,
+    read_private_key,
+    read_public_key,
+)
 
 KEY_KINDS = ("ed25519", "ecdsa", "rsa")
 ECDSA_SIZES = (256, 384, 521)
@@ -49,13 +58,9 @@ SALT_BYTES = 16
 PUBLIC_FILE_MODE = 0o644
 PRIVATE_FILE_MODE = 0o600
 
-_MAGIC = b"openssh-key-v1\x00"
-_PEM_BEGIN = b"-----BEGIN OPENSSH PRIVATE KEY-----"
-_PEM_END = b"-----END OPENSSH PRIVATE KEY-----"
 _PEM_LINE = 70  # ssh-keygen's base64 line length
 _AES_KEY, _AES_BLOCK = 32, 16
 _READABLE_CIPHERS = ("aes256-ctr", "aes256-cbc")
-_AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com")
 # How many length-prefixed fields follow the key type in the private section, per key type.
 _PRIVATE_FIELDS = {"ssh-ed25519": 2, "ssh-rsa": 6} | {f"ecdsa-sha2-nistp{n}": 3 for n in ECDSA_SIZES}
 # Files a ~/.ssh commonly holds that are not keys: skipped without a note.
@@ -155,40 +160,6 @@ def _home(home: Path | None) -> Path:
 # --- the OpenSSH private key container -----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Container:
-    cipher: str
-    kdf: str
-    kdf_options: bytes
-    public_blob: bytes
-    private_section: bytes = field(repr=False)
-
-
-def _openssh_der(data: bytes) -> bytes | None:
-    start = data.find(_PEM_BEGIN)
-    end = data.find(_PEM_END, start + 1)
-    if start < 0 or end < 0:
-        return None
-    try:
-        return base64.b64decode(b"".join(data[start + len(_PEM_BEGIN) : end].split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _parse_container(der: bytes) -> _Container:
-    r = WireReader(der, "OpenSSH private key")
-    if r.fixed(len(_MAGIC), "magic") != _MAGIC:
-        raise DecodeError("OpenSSH private key: no openssh-key-v1 magic")
-    cipher, kdf, kdf_options = r.ascii("cipher name"), r.ascii("KDF name"), r.string("KDF options")
-    if r.uint32("number of keys") != 1:
-        raise DecodeError("OpenSSH private key: exactly one key per file is supported")
-    public_blob = r.string("public key")
-    private_section = r.string("private section")
-    r.fixed(16 if cipher in _AEAD_CIPHERS else 0, "authentication tag")
-    r.check_end()
-    return _Container(cipher, kdf, kdf_options, public_blob, private_section)
-
-
 def _aes_key_iv(passphrase: bytes, kdf_options: bytes) -> tuple[algorithms.AES, bytes]:
     r = WireReader(kdf_options, "bcrypt KDF options")
     salt, rounds = r.string("salt"), r.uint32("rounds")
@@ -224,7 +195,7 @@ def encode_private_key(
     rng: Callable[[int], bytes] = os.urandom,
 ) -> bytes:
     """The OpenSSH private key file for ``key``: aes256-ctr and bcrypt when a passphrase is given."""
-    container = _parse_container(_openssh_der(key.to_openssh()) or b"")
+    container = parse_openssh_container(openssh_der(key.to_openssh()) or b"")
     head, _ = _split_private_section(container.private_section)
     section = head + string(comment.encode("utf-8"))
     block = _AES_BLOCK if passphrase else 8
@@ -237,14 +208,14 @@ def encode_private_key(
         aes, iv = _aes_key_iv(passphrase, kdf_options)
         encryptor = Cipher(aes, modes.CTR(iv)).encryptor()
         section = encryptor.update(section) + encryptor.finalize()
-    der = (_MAGIC + string(cipher) + string(kdf) + string(kdf_options) + uint32(1)
+    der = (OPENSSH_MAGIC + string(cipher) + string(kdf) + string(kdf_options) + uint32(1)
            + string(key.public_blob) + string(section))
     text = base64.b64encode(der)
     lines = [text[i : i + _PEM_LINE] for i in range(0, len(text), _PEM_LINE)]
-    return b"\n".join([_PEM_BEGIN, *lines, _PEM_END]) + b"\n"
+    return b"\n".join([OPENSSH_PEM_BEGIN, *lines, OPENSSH_PEM_END]) + b"\n"
 
 
-def _stored_comment(container: _Container, passphrase: bytes | None) -> str | None:
+def _stored_comment(container: OpenSSHContainer, passphrase: bytes | None) -> str | None:
     """The comment inside an OpenSSH private key, when it can be read (None otherwise)."""
     section = container.private_section
     try:
@@ -298,10 +269,10 @@ def inspect_key(path: Path, passphrase: bytes | None = None) -> KeyInfo:
     public_path = public_path_of(path)
     public = _read_companion(public_path, notes)
     stored: str | None = None  # the comment inside the private key, when it can be read
-    der = _openssh_der(data)
+    der = openssh_der(data)
     if der is not None:
         try:
-            container = _parse_container(der)
+            container = parse_openssh_container(der)
         except DecodeError as exc:
             raise KeyStoreError(f"{path}: {exc.message}") from None
         blob = container.public_blob

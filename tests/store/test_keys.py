@@ -13,7 +13,13 @@ import pytest
 
 from sshtui.ssh.crypto.hostkeys import parse_openssh_public_line
 from sshtui.ssh.crypto.userkeys import PassphraseRequired, WrongPassphrase
-from sshtui.store.keyfiles import MAX_KEY_FILE_BYTES, private_key_is_encrypted, read_private_key
+from sshtui.store.keyfiles import (
+    MAX_KEY_FILE_BYTES,
+    KeyFilePermissions,
+    private_key_is_encrypted,
+    read_private_key,
+    read_public_half,
+)
 from sshtui.store.keys import (
     KeyExists,
     KeyStoreError,
@@ -227,6 +233,28 @@ def test_encrypted_pem_without_pub_needs_the_passphrase(tmp_path: Path) -> None:
     with pytest.raises(PassphraseRequired):
         export_public_key(path)
     assert inspect_key(path, b"pem-pass").fingerprint == expected
+
+
+@needs_keygen
+@pytest.mark.parametrize("passphrase", ["", "the passphrase"])
+def test_public_half_of_an_openssh_key_needs_no_passphrase(tmp_path: Path, passphrase: str) -> None:
+    # What ssh(1) offers for a key whose .pub is gone: the public key stored in the clear.
+    path = tmp_path / "key"
+    assert keygen("-q", "-t", "ed25519", "-N", passphrase, "-f", str(path)).returncode == 0
+    expected = parse_openssh_public_line(Path(f"{path}.pub").read_text())[0]
+    os.unlink(f"{path}.pub")
+    assert read_public_half(path) == expected
+
+
+@needs_keygen
+def test_public_half_of_an_encrypted_pem_key_is_hidden_and_loose_keys_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    assert keygen("-q", "-t", "ecdsa", "-m", "PEM", "-N", "pem-pass", "-f", str(path)).returncode == 0
+    with pytest.raises(PassphraseRequired):
+        read_public_half(path)
+    path.chmod(0o644)
+    with pytest.raises(KeyFilePermissions):
+        read_public_half(path)
 
 
 # --- listing -------------------------------------------------------------------------------------
