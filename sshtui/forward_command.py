@@ -26,7 +26,7 @@ from sshtui.net.client import ClientOptions, SSHClient
 from sshtui.net.forward_local import ForwardError, LocalForward
 from sshtui.net.forward_remote import RemoteForwards
 from sshtui.net.forward_snapshot import ForwardSnapshot, ForwardState, status_line
-from sshtui.net.jump import connect_through, hop_overrides
+from sshtui.net.jump import connect_through, hop_settings
 from sshtui.net.reconnect import ClientSource, FixedClient, Reconnector
 from sshtui.options import (
     ConnectionSettings,
@@ -111,16 +111,9 @@ class ForwardSession:
 def jump_options(
     settings: ConnectionSettings, jumps: Sequence[str], prompter: Prompter
 ) -> list[ClientOptions]:
-    """Client options for each ``-J`` hop: the destination's keys, trust files and algorithms,
-    with the hop's own host, port and user."""
-    hops = []
-    for text in jumps:
-        try:
-            overrides = hop_overrides(text)
-        except OptionError as exc:
-            raise OptionError(f"jump host {text!r}: {exc}") from None
-        hops.append(build_client_options(dataclasses.replace(settings, **overrides), prompter))
-    return hops
+    """Client options for each hop: the saved host or ssh_config ``Host`` it names (looked up in the
+    files the destination was resolved with), the destination's settings for whatever it leaves unset."""
+    return [build_client_options(hop_settings(settings, text), prompter) for text in jumps]
 
 
 async def start_exec_forwards(client: SSHClient, specs: Sequence[ForwardSpec]) -> ForwardSession | None:

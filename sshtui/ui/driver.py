@@ -35,7 +35,13 @@ from sshtui.net.trust import (
     TrustPolicy,
     UnknownHostQuestion,
 )
-from sshtui.options import ConnectionSettings, OptionError, build_client_options, resolve_settings
+from sshtui.options import (
+    ConnectionSettings,
+    OptionError,
+    build_client_options,
+    effective_jumps,
+    resolve_settings,
+)
 from sshtui.prompts import Prompter
 from sshtui.ssh.connection import ConnectionSnapshot
 from sshtui.ssh.errors import SSHError
@@ -310,7 +316,9 @@ class SessionDriver:
         options = build_client_options(settings, prompter, notices=io.StringIO())
         options.verify_host_key = self._verifier(conn, settings, interactive)
         options.connect_timeout = settings.connect_timeout or self.connect_timeout
-        hops = jump_options(settings, target.jump_hosts, prompter) if target.jump_hosts else []
+        # The saved host's hops, each after the jump hosts it is reached through; a loop is an error.
+        chain = effective_jumps(settings, ",".join(target.jump_hosts)) if target.jump_hosts else []
+        hops = jump_options(settings, chain, prompter)
         for hop in hops:
             hop.verify_host_key = self._verifier(conn, settings, interactive)
         holder: list[SSHClient] = []

@@ -246,3 +246,22 @@ async def test_sshtui_host_opens_the_app_and_connects_to_that_host(home: Path, h
         await pilot.pause(0.1)
         assert app.hosts_screen is not None
         assert "failed: " in str(app.hosts_screen.host_list.get_option_at_index(1).prompt)  # the host's state
+
+
+async def test_saved_hosts_jumping_through_each_other_fail_with_the_loop_named(
+    home: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "config" / "sshtui" / "hosts.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        '[hosts.inner]\nhostname = "127.0.0.1"\nport = 2\njump_hosts = ["outer"]\n'
+        '[hosts.outer]\nhostname = "127.0.0.1"\nport = 3\njump_hosts = ["inner"]\n'
+    )
+    app = make_app(home, connect_to="inner")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.latest_connection("saved:inner") is not None, what="connect")
+        conn = app.latest_connection("saved:inner")
+        assert conn is not None
+        await wait_for(pilot, lambda: conn.error != "", what="refused")
+        assert "loop" in conn.error and "inner" in conn.error and "outer" in conn.error
+        assert app.is_running
