@@ -58,11 +58,14 @@ def rss_kib(field: str = "VmRSS") -> int:
     return 0
 
 
-async def wait_for(pilot: Any, condition: Callable[[], object], timeout: float, what: str) -> None:
+async def wait_for(
+    pilot: Any, condition: Callable[[], object], timeout: float, what: str,
+    state: Callable[[], str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
+            raise TimeoutError(f"timed out waiting for {what}" + (f" ({state()})" if state else ""))
         await pilot.pause(0.02)
 
 
@@ -70,6 +73,13 @@ def screen_row(pane: Any, y: int) -> str:
     """Row ``y`` as text, through the backend-neutral ``display()`` (pyte and avt alike)."""
     rows = pane.terminal.backend.display()
     return str(rows[y]) if 0 <= y < len(rows) else ""
+
+
+def tab_state(pane: Any) -> str:
+    """What a tab shows where the cursor is, and how much output waits: for a timeout's message."""
+    x, y = pane.terminal.backend.cursor
+    return (f"cursor {x},{y} on {screen_row(pane, y).rstrip()!r}, row above "
+            f"{screen_row(pane, y - 1).rstrip()!r}, {pane.terminal.pending_bytes} bytes unparsed")
 
 
 def at_prompt(pane: Any) -> bool:
@@ -245,7 +255,7 @@ async def part_latency(app: Any, pilot: Any, dest: str, opts: dict[str, Any]) ->
         run["flood_mb_s"] = (flood_probe.bytes - before) / (time.perf_counter() - started) / 1e6
         results[name] = run
         flood_tab.terminal.send(b"\x03")
-        await wait_for(pilot, lambda: at_prompt(flood_tab), 20, "flood stopped")
+        await wait_for(pilot, lambda: at_prompt(flood_tab), 20, "flood stopped", lambda: tab_state(flood_tab))
     return results
 
 
