@@ -357,9 +357,10 @@ PARTS = {"latency": part_latency, "ctrlc": part_ctrlc, "memory": part_memory}
 
 
 async def run_worker(part: str, port: int, home: Path, opts: dict[str, Any]) -> dict[str, Any]:
-    from sshtui.ui.app import SshtuiApp
+    from sshtui.ui.app import SshtuiApp, settle_heap
 
     app = SshtuiApp(home=home, system_config_file=None)
+    settle_heap()  # as `sshtui` does before running the app
     result: dict[str, Any] | None = None
     try:
         async with app.run_test(size=APP_SIZE) as pilot:

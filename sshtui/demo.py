@@ -84,7 +84,7 @@ async def run_demo() -> int:
 async def run_app_demo() -> int:
     """The app on the embedded server: a shell tab, the side panel and a -L forward to the web page."""
     from sshtui.store import known_hosts
-    from sshtui.ui.app import SshtuiApp
+    from sshtui.ui.app import SshtuiApp, settle_heap
     from sshtui.ui.models import ConnectTarget
 
     async with _demo_environment() as env:
@@ -99,6 +99,7 @@ async def run_app_demo() -> int:
             hosts_path=env.directory / "hosts.toml", show_panel=True, start_target=target,
             open_forwards=[f"-L {forward_port}:127.0.0.1:{web_port}"],
         )
+        settle_heap()
         await app.run_async()
         conn = app.driver.connections.get(1)
         snapshot = conn.snapshot if conn is not None else None
