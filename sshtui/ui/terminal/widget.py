@@ -114,6 +114,7 @@ class TerminalView(Widget, can_focus=True):
         self._escape_at: float | None = None
         self._escape_timer: Timer | None = None
         self._refresh_timer: Timer | None = None
+        self._last_tick = 0.0
         self._last_motion = 0.0
         self._applied_size: tuple[int, int] | None = None
         self._base_style: Style | None = None
@@ -133,6 +134,8 @@ class TerminalView(Widget, can_focus=True):
             self._pending += len(data)
             if idle and len(data) <= min(self.INLINE_PARSE, self._slice) and self.is_mounted:
                 self._parse_some()  # an echo, a prompt: on screen now, not after another turn of the loop
+                if time.monotonic() - self._last_tick >= self.REFRESH_INTERVAL:
+                    self._tick()  # and painted now, unless a frame went out less than a frame ago
             else:
                 self._schedule_parse()
         if self._pending >= self.HIGH_WATER:
@@ -205,6 +208,7 @@ class TerminalView(Widget, can_focus=True):
             self._refresh_timer.resume()
 
     def _tick(self) -> None:
+        self._last_tick = time.monotonic()
         backend = self.backend
         if self._title is not None:
             self.post_message(self.TitleChanged(self._title))
