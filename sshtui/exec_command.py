@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import os
 import select
@@ -106,16 +107,18 @@ async def run(request: ExecRequest) -> int:
         # Each hop is looked up in the same hosts.toml and ssh_config files (-F) as the destination.
         hops = [build_client_options(hop_settings(request.settings, hop), prompter) for hop in request.jumps]
     except (OptionError, SSHError, OSError) as exc:
-        error(exc.message if isinstance(exc, SSHError) else str(exc))
-        return EXIT_CONNECTION
+        return _failed_before_session(request, None, exc.message if isinstance(exc, SSHError) else str(exc))
+    # The destination's client as soon as it exists: when connecting fails, its timeline and
+    # negotiated algorithms still go into --stats-json.
+    started: list[SSHClient] = []
+    options = dataclasses.replace(options, on_client=started.append)
     try:
         client = await connect_through(hops, options)
     except SSHError as exc:
-        error(exc.message)
-        return EXIT_CONNECTION
+        return _failed_before_session(request, started[-1] if started else None, exc.message)
     except OSError as exc:
-        error(f"connect to host {options.host} port {options.port}: {exc.strerror or exc}")
-        return EXIT_CONNECTION
+        reason = f"connect to host {options.host} port {options.port}: {exc.strerror or exc}"
+        return _failed_before_session(request, started[-1] if started else None, reason)
     forwards = await start_exec_forwards(client, request.forwards)
     session = _Session(client, request)
     try:
@@ -125,7 +128,19 @@ async def run(request: ExecRequest) -> int:
             await forwards.finish()  # as ssh(1): open forwarded connections run to their end
         await client.close()
         if request.stats_json is not None:
-            write_stats(request.stats_json, client.snapshot(), session.channel_snapshots(), session.exit_info)
+            write_stats(
+                request.stats_json, client.snapshot(), session.channel_snapshots(), session.exit_info,
+                session.failure,
+            )
+
+
+def _failed_before_session(request: ExecRequest, client: SSHClient | None, message: str) -> int:
+    """Report a failure to set up the connection; the stats file gets what was known by then."""
+    error(message)
+    if request.stats_json is not None:
+        snapshot = client.snapshot() if client is not None else None
+        write_stats(request.stats_json, snapshot, (), None, message)
+    return EXIT_CONNECTION
 
 
 class _Session:
@@ -133,7 +148,13 @@ class _Session:
         self.client = client
         self.request = request
         self.exit_info: ExitInfo | None = None
+        self.failure: str | None = None  # what was reported when the session ended in a failure
         self._core: CoreChannel | None = None
+
+    def _fail(self, message: str) -> int:
+        error(message)
+        self.failure = message
+        return EXIT_CONNECTION
 
     def channel_snapshots(self) -> tuple[ChannelSnapshot, ...]:
         """Final counters of our channel: the core object outlives its removal from the
@@ -149,8 +170,7 @@ class _Session:
                 command, pty = self.request.command, self.request.pty
                 channel = await self.client.exec(command, pty=pty, term=term, size=size)
             except SSHError as exc:
-                error(f"{host}: {exc.message}")
-                return EXIT_CONNECTION
+                return self._fail(f"{host}: {exc.message}")
             self._core = channel.core
             with _window_resizes(channel, self.request.pty):
                 return await self._stream(channel)
@@ -166,15 +186,14 @@ class _Session:
             try:
                 self.exit_info = await channel.exit
             except SSHError as exc:
-                error(f"connection to {self.request.settings.host} closed: {exc.message}")
-                return EXIT_CONNECTION
+                return self._fail(f"connection to {self.request.settings.host} closed: {exc.message}")
         finally:
             stdin.cancel()
         info = self.exit_info
         if info.status is not None:
             return info.status
         if info.signal is None and self.client.error is not None:
-            error(f"connection to {self.request.settings.host} closed: {self.client.error}")
+            return self._fail(f"connection to {self.request.settings.host} closed: {self.client.error}")
         return EXIT_CONNECTION  # killed by a signal, or no exit status at all: ssh exits 255 too
 
 
@@ -276,36 +295,44 @@ def _window_resizes(channel: Channel, pty: bool) -> Iterator[None]:
 
 
 def stats_document(
-    snapshot: ConnectionSnapshot, channels: tuple[ChannelSnapshot, ...], exit_info: ExitInfo | None
+    snapshot: ConnectionSnapshot | None,
+    channels: tuple[ChannelSnapshot, ...],
+    exit_info: ExitInfo | None,
+    failure: str | None = None,
 ) -> dict[str, Any]:
-    """The ``--stats-json`` document: transport, auth attempts, channels and the timeline.
+    """The ``--stats-json`` document: transport, auth attempts, channels, the timeline and ``error``
+    (what failed, as reported on stderr, else null). Without a snapshot (no connection to the
+    destination was started) the transport is null and the lists are empty.
 
     Snapshots hold no key material by construction (the session id only as a fingerprint)."""
-    transport = to_jsonable(snapshot.transport)
-    timeline = transport.pop("timeline")
-    by_id = {c.local_id: c for c in snapshot.channels}
+    transport = to_jsonable(snapshot.transport) if snapshot is not None else None
+    timeline = transport.pop("timeline") if transport is not None else []
+    by_id = {c.local_id: c for c in snapshot.channels} if snapshot is not None else {}
     by_id.update({c.local_id: c for c in channels})
     return {
         "transport": transport,
-        "username": snapshot.username,
-        "authenticated": snapshot.authenticated,
-        "auth": to_jsonable(snapshot.auth),
+        "username": snapshot.username if snapshot is not None else None,
+        "authenticated": snapshot.authenticated if snapshot is not None else False,
+        "auth": to_jsonable(snapshot.auth) if snapshot is not None else [],
         "channels": to_jsonable([by_id[i] for i in sorted(by_id)]),
         "timeline": timeline,
         "exit": {
             "status": exit_info.status if exit_info else None,
             "signal": exit_info.signal if exit_info else None,
         },
+        "error": failure,
     }
 
 
 def write_stats(
     path: Path,
-    snapshot: ConnectionSnapshot,
+    snapshot: ConnectionSnapshot | None,
     channels: tuple[ChannelSnapshot, ...],
     exit_info: ExitInfo | None,
+    failure: str | None = None,
 ) -> None:
     try:
-        path.write_text(json.dumps(stats_document(snapshot, channels, exit_info), indent=1) + "\n")
+        document = stats_document(snapshot, channels, exit_info, failure)
+        path.write_text(json.dumps(document, indent=1) + "\n")
     except OSError as exc:
         error(f"cannot write --stats-json file {path}: {exc.strerror or exc}")

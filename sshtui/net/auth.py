@@ -19,12 +19,12 @@ from pathlib import Path
 from sshtui.ssh.crypto.hostkeys import KeyFormatError, PrivateKey, public_key_type
 from sshtui.ssh.crypto.userkeys import PassphraseRequired, WrongPassphrase
 from sshtui.ssh.errors import SSHError
-from sshtui.ssh.userauth import (
+from sshtui.ssh.userauth_client import ClientAuth
+from sshtui.ssh.userauth_events import (
     AuthBanner,
     AuthEvent,
     AuthFailed,
     AuthSucceeded,
-    ClientAuth,
     InfoRequested,
     PasswordChangeRequested,
     PublicKeyAccepted,

@@ -23,7 +23,7 @@ from sshtui.ssh.constants import DisconnectReason, OpenFailureReason
 from sshtui.ssh.errors import ConnectionClosedError, HostKeyRejected, SSHError
 from sshtui.ssh.events import Disconnected, HostKeyReceived, KexCompleted
 from sshtui.ssh.messages import connection as m
-from sshtui.ssh.userauth import (
+from sshtui.ssh.userauth_events import (
     AuthBanner,
     AuthFailed,
     AuthSucceeded,
@@ -72,6 +72,9 @@ class ClientOptions:
     open_transport: Callable[[Callable[[], asyncio.Protocol]], Awaitable[object]] | None = None
     # hostkeys-00@openssh.com from the server (UpdateHostKeys): see net/hostkey_rotation.py.
     on_host_keys: Callable[[SSHClient, m.Hostkeys], Coroutine[Any, Any, object]] | None = None
+    # Handed the client as soon as it exists, before the TCP connect: when connect() raises, what it
+    # had learnt (timeline, negotiated algorithms, auth attempts) stays readable (``--stats-json``).
+    on_client: Callable[[SSHClient], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,12 @@ class SSHClient:
         self.keepalive_rtt: float | None = None
         self._global_waiters: list[asyncio.Future[tuple[bool, bytes]]] = []
         self.on_channel_open_request: Callable[[ce.ChannelOpenRequested], None] | None = None
+
+    @property
+    def keepalives_unanswered(self) -> int:
+        """Keepalives sent since the server last sent anything; at ``server_alive_count_max`` the
+        connection is dropped (ServerAliveCountMax). Any bytes from the server reset it to 0."""
+        return self._keepalive_missed
 
     # -- socket side
 
@@ -546,6 +555,8 @@ async def connect(options: ClientOptions) -> SSHClient:
     ``SSHError``) with one clear message on any failure."""
     loop = asyncio.get_running_loop()
     client = SSHClient(options)
+    if options.on_client is not None:
+        options.on_client(client)
     try:
         async with asyncio.timeout(options.connect_timeout):
             if options.open_transport is not None:

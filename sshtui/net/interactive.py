@@ -22,7 +22,7 @@ from typing import Any
 from sshtui.net.channel import Channel, ChannelOpenError, ExitInfo
 from sshtui.net.client import SSHClient
 from sshtui.ssh.errors import SSHError
-from sshtui.ssh.messages import connection as m
+from sshtui.ssh.messages import channel_requests as m
 
 DEFAULT_TERM = "xterm-256color"
 DEFAULT_SIZE = (80, 24)

@@ -30,7 +30,7 @@ from sshtui.ssh.crypto.hostkeys import (
     public_key_type,
 )
 from sshtui.ssh.errors import SSHError
-from sshtui.ssh.userauth import (
+from sshtui.ssh.userauth_events import (
     KeyboardInteractiveResponse,
     KeyboardInteractiveStart,
     NoneAttempt,

@@ -36,7 +36,7 @@ from sshtui.ssh.constants import DisconnectReason, OpenFailureReason
 from sshtui.ssh.errors import LocalProtocolError, SSHError
 from sshtui.ssh.events import Disconnected, KexCompleted
 from sshtui.ssh.messages import connection as m
-from sshtui.ssh.userauth import TooManyAttempts
+from sshtui.ssh.userauth_server import TooManyAttempts
 
 if TYPE_CHECKING:
     from sshtui.net.server import SSHServer

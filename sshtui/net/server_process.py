@@ -20,7 +20,7 @@ import termios
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from sshtui.ssh.messages import connection as m
+from sshtui.ssh.messages import terminal_modes as m
 
 # RFC 4254 §6.10 signal names (without "SIG").
 SIGNAL_NAMES = (

@@ -28,15 +28,9 @@ from sshtui.ssh.events import (
 )
 from sshtui.ssh.snapshot import TransportSnapshot
 from sshtui.ssh.transport import Role, Transport
-from sshtui.ssh.userauth import (
-    AuthAttempt,
-    AuthEvent,
-    AuthSucceeded,
-    ClientAuth,
-    ServerAuth,
-    ServerAuthEvent,
-    ServerAuthState,
-)
+from sshtui.ssh.userauth_client import ClientAuth
+from sshtui.ssh.userauth_events import AuthAttempt, AuthEvent, AuthSucceeded, ServerAuthEvent
+from sshtui.ssh.userauth_server import ServerAuth, ServerAuthState
 
 USERAUTH_SERVICE = "ssh-userauth"
 _DECISION_STATES = frozenset(

@@ -17,7 +17,7 @@ from sshtui.net.forward_snapshot import ForwardSnapshot
 from sshtui.ssh.channels.snapshot import ChannelSnapshot
 from sshtui.ssh.connection import ConnectionSnapshot
 from sshtui.ssh.snapshot import TransportSnapshot
-from sshtui.ssh.userauth import AuthAttempt
+from sshtui.ssh.userauth_events import AuthAttempt
 from sshtui.ui.widgets.side_panel import Liveness
 
 FORMAT_VERSION = 1

@@ -34,7 +34,7 @@ from sshtui.ssh.negotiate import negotiate
 from sshtui.ssh.packet import DirectionKeys, PacketReader, PacketWriter
 from sshtui.ssh.transport import Role, Transport
 from sshtui.ssh.transport_keys import AEAD_CIPHERS
-from sshtui.ssh.userauth import ClientAuth
+from sshtui.ssh.userauth_client import ClientAuth
 from sshtui.ssh.version import VersionParser
 
 RUNS: Counter[str] = Counter()

@@ -27,7 +27,7 @@ from sshtui.ssh.errors import SSHError
 from sshtui.ssh.messages import connection as mc
 from sshtui.ssh.messages import transport as mt
 from sshtui.ssh.messages import userauth as mu
-from sshtui.ssh.userauth import NoneAttempt
+from sshtui.ssh.userauth_events import NoneAttempt
 from tests.net.fault_proxy import FaultProxy, Plan
 from tests.sshd_fixture import SshdServer
 

@@ -19,7 +19,7 @@ from sshtui.net.server_auth import AuthorizedKeys
 from sshtui.net.server_connection import SEND_HIGH_WATER, ConnectionHandler
 from sshtui.net.server_session import READ_CHUNK
 from sshtui.ssh.crypto.hostkeys import PrivateKey, openssh_public_line
-from sshtui.ssh.messages import connection as m
+from sshtui.ssh.messages import channel_requests as m
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -29,7 +29,8 @@ from sshtui.ssh.channels.events import (
 )
 from sshtui.ssh.channels.manager import ConnectionLayer
 from sshtui.ssh.constants import OpenFailureReason
-from sshtui.ssh.messages.connection import Env, TcpipForward
+from sshtui.ssh.messages.channel_requests import Env
+from sshtui.ssh.messages.connection import TcpipForward
 
 from .test_channels import Link
 

@@ -29,18 +29,13 @@ from sshtui.ssh.channels.events import (
 from sshtui.ssh.channels.manager import ConnectionLayer
 from sshtui.ssh.constants import OpenFailureReason
 from sshtui.ssh.errors import LocalProtocolError, RemoteProtocolError
+from sshtui.ssh.messages.channel_requests import Eow, Exec, ExitStatus, Keepalive, PtyReq, Shell
 from sshtui.ssh.messages.connection import (
     DirectStreamlocal,
     DirectTcpip,
-    Eow,
-    Exec,
-    ExitStatus,
     ForwardedTcpip,
-    Keepalive,
-    PtyReq,
     RequestSuccess,
     Session,
-    Shell,
     TcpipForward,
 )
 

@@ -8,7 +8,7 @@ from sshtui.ssh.connection import AuthReady, ClientConnection, ServerConnection
 from sshtui.ssh.errors import RemoteProtocolError
 from sshtui.ssh.events import Disconnected, HostKeyReceived
 from sshtui.ssh.messages.userauth import PasswordAuth, UserauthRequest
-from sshtui.ssh.userauth import AuthFailed, AuthSucceeded, NoneAttempt, PasswordAttempt
+from sshtui.ssh.userauth_events import AuthFailed, AuthSucceeded, NoneAttempt, PasswordAttempt
 
 from .pair import host_key
 

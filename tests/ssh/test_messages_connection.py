@@ -15,7 +15,7 @@ from paramiko.message import Message  # type: ignore[import-untyped]
 
 from sshtui.ssh.errors import DecodeError, LocalProtocolError
 from sshtui.ssh.messages import connection as c
-from sshtui.ssh.messages.connection import TerminalMode as Mode
+from sshtui.ssh.messages.terminal_modes import TerminalMode as Mode
 
 
 def paramiko_bytes(msg_type: int, *fields: Any) -> bytes:

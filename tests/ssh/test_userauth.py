@@ -31,15 +31,12 @@ from sshtui.ssh.messages.userauth import (
     UserauthSuccess,
 )
 from sshtui.ssh.transport import Role, Transport
-from sshtui.ssh.userauth import (
-    MAX_BANNER_BYTES,
-    MAX_BANNERS,
+from sshtui.ssh.userauth_client import MAX_BANNER_BYTES, MAX_BANNERS, ClientAuth, ClientAuthState
+from sshtui.ssh.userauth_events import (
     AuthBanner,
     Authenticated,
     AuthFailed,
     AuthSucceeded,
-    ClientAuth,
-    ClientAuthState,
     InfoRequested,
     KeyboardInteractiveResponse,
     KeyboardInteractiveStart,
@@ -49,10 +46,8 @@ from sshtui.ssh.userauth import (
     PublicKeyAccepted,
     PublicKeyAttempt,
     PublicKeyQuery,
-    ServerAuth,
-    ServerAuthState,
-    TooManyAttempts,
 )
+from sshtui.ssh.userauth_server import ServerAuth, ServerAuthState, TooManyAttempts
 from sshtui.store.keyfiles import read_private_key
 
 SESSION_ID = bytes(range(32))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sshtui.ssh.messages.connection import TypedData
+from sshtui.ssh.messages.connection_fields import TypedData
 
 
 @dataclass(frozen=True, slots=True)

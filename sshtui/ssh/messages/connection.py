@@ -1,124 +1,56 @@
-"""Connection protocol messages (RFC 4254 §4-§8; OpenSSH PROTOCOL §2 for the
-keepalive, eow, streamlocal and hostkeys extensions).
+"""Connection protocol messages (RFC 4254 §4-§7; OpenSSH PROTOCOL §2 for the keepalive, eow,
+streamlocal and hostkeys extensions): global request and channel open bodies, and the messages.
 
-Most messages and request bodies declare their wire layout through field metadata
-(``_UINT32``, ``_TEXT``...), which gives every field a uint32 range check on encode and an
-error naming it on decode. The per-packet messages (CHANNEL_DATA, CHANNEL_EXTENDED_DATA,
+Most messages and bodies declare their wire layout through field metadata (see
+``connection_fields``). The per-packet messages (CHANNEL_DATA, CHANNEL_EXTENDED_DATA,
 CHANNEL_WINDOW_ADJUST) are written out by hand with precompiled structs for speed.
+Channel request bodies live in ``channel_requests`` and terminal modes in ``terminal_modes``;
+both are re-exported here, so that drivers reach every connection-protocol body through this module.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from enum import IntEnum
-from typing import Any, ClassVar, NamedTuple, Self, cast
+from dataclasses import dataclass, field
+from typing import ClassVar, Self
 
 from sshtui.ssh.constants import MsgType, message_name
 from sshtui.ssh.errors import DecodeError, LocalProtocolError
-from sshtui.ssh.messages.base import open_reader
-from sshtui.ssh.wire import WireReader, boolean, byte, string, uint32
+from sshtui.ssh.messages.channel_requests import CHANNEL_REQUEST_BODIES as CHANNEL_REQUEST_BODIES
+from sshtui.ssh.messages.channel_requests import MAX_TERMINAL_CELLS as MAX_TERMINAL_CELLS
+from sshtui.ssh.messages.channel_requests import Env as Env
+from sshtui.ssh.messages.channel_requests import Eow as Eow
+from sshtui.ssh.messages.channel_requests import Exec as Exec
+from sshtui.ssh.messages.channel_requests import ExitSignal as ExitSignal
+from sshtui.ssh.messages.channel_requests import ExitStatus as ExitStatus
+from sshtui.ssh.messages.channel_requests import Keepalive as Keepalive
+from sshtui.ssh.messages.channel_requests import PtyReq as PtyReq
+from sshtui.ssh.messages.channel_requests import Shell as Shell
+from sshtui.ssh.messages.channel_requests import Signal as Signal
+from sshtui.ssh.messages.channel_requests import Subsystem as Subsystem
+from sshtui.ssh.messages.channel_requests import WindowChange as WindowChange
+from sshtui.ssh.messages.channel_requests import XonXoff as XonXoff
+from sshtui.ssh.messages.connection_fields import (
+    ASCII,
+    BOOL,
+    PORT,
+    REST,
+    TEXT,
+    UINT32,
+    Empty,
+    Message,
+    body_registry,
+    decode_body,
+    decode_port,
+)
+from sshtui.ssh.messages.connection_fields import TypedData as TypedData
+from sshtui.ssh.messages.terminal_modes import TerminalMode as TerminalMode
+from sshtui.ssh.messages.terminal_modes import decode_terminal_modes as decode_terminal_modes
+from sshtui.ssh.messages.terminal_modes import encode_terminal_modes as encode_terminal_modes
+from sshtui.ssh.wire import WireReader, string
 
 _Buffer = bytes | bytearray | memoryview
-UINT32_MAX = 2**32 - 1
-# Bounds a peer cannot exceed in a pty-req / window-change (no real terminal comes close).
-MAX_TERMINAL_CELLS = 10_000
 MAX_HOSTKEYS = 64
-
-
-class _Codec(NamedTuple):
-    encode: Callable[[Any, str], bytes]
-    decode: Callable[[WireReader, str], Any]
-
-
-def _check_range(value: int, name: str, top: int = UINT32_MAX) -> int:
-    if not 0 <= value <= top:
-        raise LocalProtocolError(f"{name} {value} is outside 0..{top}")
-    return value
-
-
-def _encode_ascii(value: str, name: str) -> bytes:
-    if not value.isascii():
-        raise LocalProtocolError(f"{name} {value!r:.64} is not ASCII")
-    return string(value)
-
-
-def _decode_port(r: WireReader, name: str) -> int:
-    port = r.uint32(name)
-    if port > 0xFFFF:
-        raise DecodeError(f"{r.what}: {name} {port} is not a TCP port")
-    return port
-
-
-_UINT32 = {"wire": _Codec(lambda v, n: uint32(_check_range(v, n)), WireReader.uint32)}
-_PORT = {"wire": _Codec(lambda v, n: uint32(_check_range(v, n, 0xFFFF)), _decode_port)}
-_BOOL = {"wire": _Codec(lambda v, _: boolean(v), WireReader.boolean)}
-_TEXT = {"wire": _Codec(lambda v, _: string(v), WireReader.text)}
-_ASCII = {"wire": _Codec(_encode_ascii, WireReader.ascii)}
-_BYTES = {"wire": _Codec(lambda v, _: string(v), WireReader.string)}
-# Whatever follows, unframed: type-specific data at the end of a message.
-_REST = {"wire": _Codec(lambda v, _: bytes(v), lambda r, _: r.rest())}
-
-
-_LAYOUTS: dict[type, tuple[tuple[str, _Codec], ...]] = {}
-
-
-def _layout(cls: type) -> tuple[tuple[str, _Codec], ...]:
-    layout = _LAYOUTS.get(cls)
-    if layout is None:
-        layout = _LAYOUTS[cls] = tuple((f.name, f.metadata["wire"]) for f in fields(cast(Any, cls)))
-    return layout
-
-
-class _Fields:
-    """Encodes and decodes a dataclass's fields, in order, by their ``wire`` metadata."""
-
-    __slots__ = ()
-
-    def _encode_fields(self) -> bytes:
-        return b"".join(codec.encode(getattr(self, name), name) for name, codec in _layout(type(self)))
-
-    @classmethod
-    def _decode_fields(cls, r: WireReader) -> Self:
-        decoded: Self = cast(Any, cls)(*(codec.decode(r, name) for name, codec in _layout(cls)))
-        r.check_end()
-        decoded._check_decoded(r.what)
-        return decoded
-
-    def _check_decoded(self, what: str) -> None:
-        """Semantic bounds beyond the field types; raises ``DecodeError``."""
-
-
-class _Message(_Fields):
-    __slots__ = ()
-    MSG: ClassVar[int]
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + self._encode_fields()
-
-    @classmethod
-    def decode(cls, payload: _Buffer) -> Self:
-        return cls._decode_fields(open_reader(payload, cls.MSG))
-
-
-class TypedData(_Fields):
-    """The type-specific data of a global request, channel open or channel request."""
-
-    __slots__ = ()
-    NAME: ClassVar[str]
-
-    def encode_data(self) -> bytes:
-        return self._encode_fields()
-
-    @classmethod
-    def decode_data(cls, data: _Buffer) -> Self:
-        return cls._decode_fields(WireReader(data, cls.NAME))
-
-
-@dataclass(frozen=True, slots=True)
-class _Empty(TypedData):
-    pass
 
 
 # --- Global request bodies (RFC 4254 §4, §7.1; OpenSSH PROTOCOL §2.2, §2.5) ---------------
@@ -129,8 +61,8 @@ class TcpipForward(TypedData):
     """Listen on address:port on the server; port 0 lets the server choose one."""
 
     NAME: ClassVar[str] = "tcpip-forward"
-    address: str = field(metadata=_TEXT)
-    port: int = field(metadata=_PORT)
+    address: str = field(metadata=TEXT)
+    port: int = field(metadata=PORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,19 +73,12 @@ class CancelTcpipForward(TcpipForward):
 @dataclass(frozen=True, slots=True)
 class StreamlocalForward(TypedData):
     NAME: ClassVar[str] = "streamlocal-forward@openssh.com"
-    socket_path: str = field(metadata=_TEXT)
+    socket_path: str = field(metadata=TEXT)
 
 
 @dataclass(frozen=True, slots=True)
 class CancelStreamlocalForward(StreamlocalForward):
     NAME: ClassVar[str] = "cancel-streamlocal-forward@openssh.com"
-
-
-@dataclass(frozen=True, slots=True)
-class Keepalive(_Empty):
-    """Sent as a global or channel request only to elicit a reply; the reply is ignored."""
-
-    NAME: ClassVar[str] = "keepalive@openssh.com"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +114,7 @@ class HostkeysProve(Hostkeys):
 
 
 @dataclass(frozen=True, slots=True)
-class Session(_Empty):
+class Session(Empty):
     NAME: ClassVar[str] = "session"
 
 
@@ -198,10 +123,10 @@ class DirectTcpip(TypedData):
     """Ask the server to connect to address:port for us."""
 
     NAME: ClassVar[str] = "direct-tcpip"
-    address: str = field(metadata=_TEXT)
-    port: int = field(metadata=_PORT)
-    originator_address: str = field(metadata=_TEXT)
-    originator_port: int = field(metadata=_PORT)
+    address: str = field(metadata=TEXT)
+    port: int = field(metadata=PORT)
+    originator_address: str = field(metadata=TEXT)
+    originator_port: int = field(metadata=PORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,145 +139,36 @@ class ForwardedTcpip(DirectTcpip):
 @dataclass(frozen=True, slots=True)
 class DirectStreamlocal(TypedData):
     NAME: ClassVar[str] = "direct-streamlocal@openssh.com"
-    socket_path: str = field(metadata=_TEXT)
-    reserved: str = field(default="", metadata=_TEXT)
-    reserved_port: int = field(default=0, metadata=_UINT32)
+    socket_path: str = field(metadata=TEXT)
+    reserved: str = field(default="", metadata=TEXT)
+    reserved_port: int = field(default=0, metadata=UINT32)
 
 
 @dataclass(frozen=True, slots=True)
 class ForwardedStreamlocal(TypedData):
     NAME: ClassVar[str] = "forwarded-streamlocal@openssh.com"
-    socket_path: str = field(metadata=_TEXT)
-    reserved: str = field(default="", metadata=_TEXT)
+    socket_path: str = field(metadata=TEXT)
+    reserved: str = field(default="", metadata=TEXT)
 
 
-# --- Channel request bodies (RFC 4254 §6.2-§6.10; OpenSSH PROTOCOL §2.1, §2.3) --------------
-
-
-@dataclass(frozen=True, slots=True)
-class PtyReq(TypedData):
-    """``modes`` is the encoded terminal modes string (see ``encode_terminal_modes``)."""
-
-    NAME: ClassVar[str] = "pty-req"
-    term: str = field(metadata=_TEXT)
-    cols: int = field(metadata=_UINT32)
-    rows: int = field(metadata=_UINT32)
-    width_px: int = field(default=0, metadata=_UINT32)
-    height_px: int = field(default=0, metadata=_UINT32)
-    modes: bytes = field(default=b"\x00", metadata=_BYTES)
-
-    def _check_decoded(self, what: str) -> None:
-        _check_terminal_size(what, self.cols, self.rows)
-
-
-@dataclass(frozen=True, slots=True)
-class Shell(_Empty):
-    NAME: ClassVar[str] = "shell"
-
-
-@dataclass(frozen=True, slots=True)
-class Exec(TypedData):
-    """The command is bytes: it need not be UTF-8, the remote shell interprets it."""
-
-    NAME: ClassVar[str] = "exec"
-    command: bytes = field(metadata=_BYTES)
-
-
-@dataclass(frozen=True, slots=True)
-class Subsystem(TypedData):
-    NAME: ClassVar[str] = "subsystem"
-    subsystem: str = field(metadata=_TEXT)
-
-
-@dataclass(frozen=True, slots=True)
-class Env(TypedData):
-    NAME: ClassVar[str] = "env"
-    variable: str = field(metadata=_TEXT)
-    value: str = field(metadata=_TEXT)
-
-
-@dataclass(frozen=True, slots=True)
-class WindowChange(TypedData):
-    NAME: ClassVar[str] = "window-change"
-    cols: int = field(metadata=_UINT32)
-    rows: int = field(metadata=_UINT32)
-    width_px: int = field(default=0, metadata=_UINT32)
-    height_px: int = field(default=0, metadata=_UINT32)
-
-    def _check_decoded(self, what: str) -> None:
-        _check_terminal_size(what, self.cols, self.rows)
-
-
-def _check_terminal_size(what: str, cols: int, rows: int) -> None:
-    if cols > MAX_TERMINAL_CELLS or rows > MAX_TERMINAL_CELLS:
-        raise DecodeError(f"{what}: terminal size {cols}x{rows} exceeds {MAX_TERMINAL_CELLS}")
-
-
-@dataclass(frozen=True, slots=True)
-class Signal(TypedData):
-    """``signal`` is the name without the "SIG" prefix, e.g. "INT"."""
-
-    NAME: ClassVar[str] = "signal"
-    signal: str = field(metadata=_ASCII)
-
-
-@dataclass(frozen=True, slots=True)
-class ExitStatus(TypedData):
-    NAME: ClassVar[str] = "exit-status"
-    status: int = field(metadata=_UINT32)
-
-
-@dataclass(frozen=True, slots=True)
-class ExitSignal(TypedData):
-    NAME: ClassVar[str] = "exit-signal"
-    signal: str = field(metadata=_ASCII)
-    core_dumped: bool = field(metadata=_BOOL)
-    error_message: str = field(default="", metadata=_TEXT)
-    language: str = field(default="", metadata=_ASCII)
-
-
-@dataclass(frozen=True, slots=True)
-class XonXoff(TypedData):
-    NAME: ClassVar[str] = "xon-xoff"
-    client_can_do: bool = field(metadata=_BOOL)
-
-
-@dataclass(frozen=True, slots=True)
-class Eow(_Empty):
-    """End of write: the peer will read no more, though it may still send."""
-
-    NAME: ClassVar[str] = "eow@openssh.com"
-
-
-def _registry(*bodies: type[TypedData]) -> Mapping[str, type[TypedData]]:
-    return {body.NAME: body for body in bodies}
-
-
-GLOBAL_REQUEST_BODIES = _registry(
+GLOBAL_REQUEST_BODIES = body_registry(
     TcpipForward, CancelTcpipForward, StreamlocalForward, CancelStreamlocalForward, Keepalive,
     Hostkeys, HostkeysProve,
 )
-CHANNEL_OPEN_BODIES = _registry(Session, DirectTcpip, ForwardedTcpip, DirectStreamlocal, ForwardedStreamlocal)
-CHANNEL_REQUEST_BODIES = _registry(
-    PtyReq, Shell, Exec, Subsystem, Env, WindowChange, Signal, ExitStatus, ExitSignal, XonXoff,
-    Keepalive, Eow,
+CHANNEL_OPEN_BODIES = body_registry(
+    Session, DirectTcpip, ForwardedTcpip, DirectStreamlocal, ForwardedStreamlocal
 )
-
-
-def _typed(registry: Mapping[str, type[TypedData]], name: str, data: bytes) -> TypedData | None:
-    body = registry.get(name)
-    return None if body is None else body.decode_data(data)
 
 
 # --- Messages ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class GlobalRequest(_Message):
+class GlobalRequest(Message):
     MSG: ClassVar[int] = MsgType.GLOBAL_REQUEST
-    name: str = field(metadata=_ASCII)
-    want_reply: bool = field(metadata=_BOOL)
-    data: bytes = field(default=b"", metadata=_REST)
+    name: str = field(metadata=ASCII)
+    want_reply: bool = field(metadata=BOOL)
+    data: bytes = field(default=b"", metadata=REST)
 
     @classmethod
     def of(cls, body: TypedData, want_reply: bool) -> GlobalRequest:
@@ -360,36 +176,36 @@ class GlobalRequest(_Message):
 
     def body(self) -> TypedData | None:
         """The typed request, or None for a request type we do not know."""
-        return _typed(GLOBAL_REQUEST_BODIES, self.name, self.data)
+        return decode_body(GLOBAL_REQUEST_BODIES, self.name, self.data)
 
 
 @dataclass(frozen=True, slots=True)
-class RequestSuccess(_Message):
+class RequestSuccess(Message):
     """``data`` is request specific: the bound port for tcpip-forward with port 0."""
 
     MSG: ClassVar[int] = MsgType.REQUEST_SUCCESS
-    data: bytes = field(default=b"", metadata=_REST)
+    data: bytes = field(default=b"", metadata=REST)
 
     def bound_port(self) -> int:
         r = WireReader(self.data, "REQUEST_SUCCESS for tcpip-forward")
-        port = _decode_port(r, "bound port")
+        port = decode_port(r, "bound port")
         r.check_end()
         return port
 
 
 @dataclass(frozen=True, slots=True)
-class RequestFailure(_Message):
+class RequestFailure(Message):
     MSG: ClassVar[int] = MsgType.REQUEST_FAILURE
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelOpen(_Message):
+class ChannelOpen(Message):
     MSG: ClassVar[int] = MsgType.CHANNEL_OPEN
-    channel_type: str = field(metadata=_ASCII)
-    sender_channel: int = field(metadata=_UINT32)
-    initial_window: int = field(metadata=_UINT32)
-    max_packet: int = field(metadata=_UINT32)
-    data: bytes = field(default=b"", metadata=_REST)
+    channel_type: str = field(metadata=ASCII)
+    sender_channel: int = field(metadata=UINT32)
+    initial_window: int = field(metadata=UINT32)
+    max_packet: int = field(metadata=UINT32)
+    data: bytes = field(default=b"", metadata=REST)
 
     @classmethod
     def of(cls, body: TypedData, sender_channel: int, initial_window: int, max_packet: int) -> ChannelOpen:
@@ -397,28 +213,28 @@ class ChannelOpen(_Message):
 
     def body(self) -> TypedData | None:
         """The typed open request, or None for a channel type we do not know."""
-        return _typed(CHANNEL_OPEN_BODIES, self.channel_type, self.data)
+        return decode_body(CHANNEL_OPEN_BODIES, self.channel_type, self.data)
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelOpenConfirmation(_Message):
+class ChannelOpenConfirmation(Message):
     MSG: ClassVar[int] = MsgType.CHANNEL_OPEN_CONFIRMATION
-    recipient_channel: int = field(metadata=_UINT32)
-    sender_channel: int = field(metadata=_UINT32)
-    initial_window: int = field(metadata=_UINT32)
-    max_packet: int = field(metadata=_UINT32)
-    data: bytes = field(default=b"", metadata=_REST)
+    recipient_channel: int = field(metadata=UINT32)
+    sender_channel: int = field(metadata=UINT32)
+    initial_window: int = field(metadata=UINT32)
+    max_packet: int = field(metadata=UINT32)
+    data: bytes = field(default=b"", metadata=REST)
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelOpenFailure(_Message):
+class ChannelOpenFailure(Message):
     """``reason`` is usually an ``OpenFailureReason``; ``description`` is untrusted text."""
 
     MSG: ClassVar[int] = MsgType.CHANNEL_OPEN_FAILURE
-    recipient_channel: int = field(metadata=_UINT32)
-    reason: int = field(metadata=_UINT32)
-    description: str = field(default="", metadata=_TEXT)
-    language: str = field(default="", metadata=_ASCII)
+    recipient_channel: int = field(metadata=UINT32)
+    reason: int = field(metadata=UINT32)
+    description: str = field(default="", metadata=TEXT)
+    language: str = field(default="", metadata=ASCII)
 
 
 _HEAD_U32_U32 = struct.Struct(">BII")
@@ -531,24 +347,24 @@ class ChannelWindowAdjust:
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelEof(_Message):
+class ChannelEof(Message):
     MSG: ClassVar[int] = MsgType.CHANNEL_EOF
-    recipient_channel: int = field(metadata=_UINT32)
+    recipient_channel: int = field(metadata=UINT32)
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelClose(_Message):
+class ChannelClose(Message):
     MSG: ClassVar[int] = MsgType.CHANNEL_CLOSE
-    recipient_channel: int = field(metadata=_UINT32)
+    recipient_channel: int = field(metadata=UINT32)
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelRequest(_Message):
+class ChannelRequest(Message):
     MSG: ClassVar[int] = MsgType.CHANNEL_REQUEST
-    recipient_channel: int = field(metadata=_UINT32)
-    request_type: str = field(metadata=_ASCII)
-    want_reply: bool = field(metadata=_BOOL)
-    data: bytes = field(default=b"", metadata=_REST)
+    recipient_channel: int = field(metadata=UINT32)
+    request_type: str = field(metadata=ASCII)
+    want_reply: bool = field(metadata=BOOL)
+    data: bytes = field(default=b"", metadata=REST)
 
     @classmethod
     def of(cls, recipient_channel: int, body: TypedData, want_reply: bool) -> ChannelRequest:
@@ -556,108 +372,17 @@ class ChannelRequest(_Message):
 
     def body(self) -> TypedData | None:
         """The typed request, or None for a request type we do not know."""
-        return _typed(CHANNEL_REQUEST_BODIES, self.request_type, self.data)
+        return decode_body(CHANNEL_REQUEST_BODIES, self.request_type, self.data)
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelSuccess(_Message):
+class ChannelSuccess(Message):
     MSG: ClassVar[int] = MsgType.CHANNEL_SUCCESS
-    recipient_channel: int = field(metadata=_UINT32)
+    recipient_channel: int = field(metadata=UINT32)
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelFailure(_Message):
+class ChannelFailure(Message):
     MSG: ClassVar[int] = MsgType.CHANNEL_FAILURE
-    recipient_channel: int = field(metadata=_UINT32)
+    recipient_channel: int = field(metadata=UINT32)
 
-
-# --- Terminal modes (RFC 4254 §8; IUTF8 from RFC 8160) ----------------------------------
-
-
-class TerminalMode(IntEnum):
-    TTY_OP_END = 0
-    VINTR = 1
-    VQUIT = 2
-    VERASE = 3
-    VKILL = 4
-    VEOF = 5
-    VEOL = 6
-    VEOL2 = 7
-    VSTART = 8
-    VSTOP = 9
-    VSUSP = 10
-    VDSUSP = 11
-    VREPRINT = 12
-    VWERASE = 13
-    VLNEXT = 14
-    VFLUSH = 15
-    VSWTCH = 16
-    VSTATUS = 17
-    VDISCARD = 18
-    IGNPAR = 30
-    PARMRK = 31
-    INPCK = 32
-    ISTRIP = 33
-    INLCR = 34
-    IGNCR = 35
-    ICRNL = 36
-    IUCLC = 37
-    IXON = 38
-    IXANY = 39
-    IXOFF = 40
-    IMAXBEL = 41
-    IUTF8 = 42
-    ISIG = 50
-    ICANON = 51
-    XCASE = 52
-    ECHO = 53
-    ECHOE = 54
-    ECHOK = 55
-    ECHONL = 56
-    NOFLSH = 57
-    TOSTOP = 58
-    IEXTEN = 59
-    ECHOCTL = 60
-    ECHOKE = 61
-    PENDIN = 62
-    OPOST = 70
-    OLCUC = 71
-    ONLCR = 72
-    OCRNL = 73
-    ONOCR = 74
-    ONLRET = 75
-    CS7 = 90
-    CS8 = 91
-    PARENB = 92
-    PARODD = 93
-    TTY_OP_ISPEED = 128
-    TTY_OP_OSPEED = 129
-
-
-# Opcodes from here on are undefined and, per RFC 4254 §8, stop parsing.
-_FIRST_UNDEFINED_OPCODE = 160
-_MODE = struct.Struct(">BI")
-
-
-def encode_terminal_modes(modes: Mapping[int, int]) -> bytes:
-    out = bytearray()
-    for opcode, value in modes.items():
-        if not 0 < opcode < _FIRST_UNDEFINED_OPCODE:
-            raise LocalProtocolError(f"terminal mode opcode {opcode} is outside 1..159")
-        out += _MODE.pack(opcode, _check_range(value, f"terminal mode {opcode} value"))
-    out.append(TerminalMode.TTY_OP_END)
-    return bytes(out)
-
-
-def decode_terminal_modes(encoded: _Buffer) -> dict[int, int]:
-    """Opcode to value. Parsing stops at TTY_OP_END, at an undefined opcode (160 and up),
-    or at the end of the string; whatever follows is ignored as RFC 4254 §8 prescribes,
-    so this decoder deliberately does not call ``check_end``."""
-    r = WireReader(encoded, "pty-req terminal modes")
-    modes: dict[int, int] = {}
-    while r.remaining:
-        opcode = r.byte("opcode")
-        if opcode == TerminalMode.TTY_OP_END or opcode >= _FIRST_UNDEFINED_OPCODE:
-            break
-        modes[opcode] = r.uint32(f"value of mode {opcode}")
-    return modes

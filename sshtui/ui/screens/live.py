@@ -42,9 +42,7 @@ def liveness_of(conn: Connection) -> Liveness | None:
     client = conn.client
     if client is None:
         return None
-    # The client counts unanswered keepalives privately; reading it is all the panel needs.
-    missed = int(getattr(client, "_keepalive_missed", 0))
-    return Liveness(client.keepalive_rtt, missed, client.options.server_alive_interval)
+    return Liveness(client.keepalive_rtt, client.keepalives_unanswered, client.options.server_alive_interval)
 
 
 def export_file_name(conn: Connection, suffix: str, now: float | None = None) -> str:

@@ -19,7 +19,7 @@ from textual.widgets import Static
 
 from sshtui.ssh.connection import ConnectionSnapshot
 from sshtui.ssh.snapshot import TimelineEntry
-from sshtui.ssh.userauth import AuthAttempt
+from sshtui.ssh.userauth_events import AuthAttempt
 from sshtui.ui.widgets.side_panel import format_bytes
 
 REFRESH_HZ = 4
