@@ -8,33 +8,24 @@ each of the three kinds has a registry from type name to body class, made by ``b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar, NamedTuple, Self, cast
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Self
 
-from sshtui.ssh.errors import DecodeError, LocalProtocolError
-from sshtui.ssh.messages.base import open_reader
-from sshtui.ssh.wire import WireReader, boolean, byte, string, uint32
+from sshtui.ssh.errors import DecodeError
+from sshtui.ssh.messages.base import ASCII as ASCII
+from sshtui.ssh.messages.base import BOOL as BOOL
+from sshtui.ssh.messages.base import BYTES as BYTES
+from sshtui.ssh.messages.base import REST as REST
+from sshtui.ssh.messages.base import TEXT as TEXT
+from sshtui.ssh.messages.base import UINT32 as UINT32
+from sshtui.ssh.messages.base import Codec
+from sshtui.ssh.messages.base import Fields as Fields
+from sshtui.ssh.messages.base import Message as Message
+from sshtui.ssh.messages.base import check_range as check_range
+from sshtui.ssh.wire import WireReader, uint32
 
 _Buffer = bytes | bytearray | memoryview
-UINT32_MAX = 2**32 - 1
-
-
-class Codec(NamedTuple):
-    encode: Callable[[Any, str], bytes]
-    decode: Callable[[WireReader, str], Any]
-
-
-def check_range(value: int, name: str, top: int = UINT32_MAX) -> int:
-    if not 0 <= value <= top:
-        raise LocalProtocolError(f"{name} {value} is outside 0..{top}")
-    return value
-
-
-def _encode_ascii(value: str, name: str) -> bytes:
-    if not value.isascii():
-        raise LocalProtocolError(f"{name} {value!r:.64} is not ASCII")
-    return string(value)
 
 
 def decode_port(r: WireReader, name: str) -> int:
@@ -44,57 +35,7 @@ def decode_port(r: WireReader, name: str) -> int:
     return port
 
 
-UINT32 = {"wire": Codec(lambda v, n: uint32(check_range(v, n)), WireReader.uint32)}
-PORT = {"wire": Codec(lambda v, n: uint32(check_range(v, n, 0xFFFF)), decode_port)}
-BOOL = {"wire": Codec(lambda v, _: boolean(v), WireReader.boolean)}
-TEXT = {"wire": Codec(lambda v, _: string(v), WireReader.text)}
-ASCII = {"wire": Codec(_encode_ascii, WireReader.ascii)}
-BYTES = {"wire": Codec(lambda v, _: string(v), WireReader.string)}
-# Whatever follows, unframed: type-specific data at the end of a message.
-REST = {"wire": Codec(lambda v, _: bytes(v), lambda r, _: r.rest())}
-
-
-_LAYOUTS: dict[type, tuple[tuple[str, Codec], ...]] = {}
-
-
-def _layout(cls: type) -> tuple[tuple[str, Codec], ...]:
-    layout = _LAYOUTS.get(cls)
-    if layout is None:
-        layout = _LAYOUTS[cls] = tuple((f.name, f.metadata["wire"]) for f in fields(cast(Any, cls)))
-    return layout
-
-
-class Fields:
-    """Encodes and decodes a dataclass's fields, in order, by their ``wire`` metadata."""
-
-    __slots__ = ()
-
-    def _encode_fields(self) -> bytes:
-        return b"".join(codec.encode(getattr(self, name), name) for name, codec in _layout(type(self)))
-
-    @classmethod
-    def _decode_fields(cls, r: WireReader) -> Self:
-        decoded: Self = cast(Any, cls)(*(codec.decode(r, name) for name, codec in _layout(cls)))
-        r.check_end()
-        decoded._check_decoded(r.what)
-        return decoded
-
-    def _check_decoded(self, what: str) -> None:
-        """Semantic bounds beyond the field types; raises ``DecodeError``."""
-
-
-class Message(Fields):
-    """A whole message: the message number ``MSG``, then the declared fields."""
-
-    __slots__ = ()
-    MSG: ClassVar[int]
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + self._encode_fields()
-
-    @classmethod
-    def decode(cls, payload: _Buffer) -> Self:
-        return cls._decode_fields(open_reader(payload, cls.MSG))
+PORT = {"wire": Codec(lambda v, n: uint32(check_range(v, n, 0xFFFF)), decode_port, "port")}
 
 
 class TypedData(Fields):

@@ -3,18 +3,18 @@ draft-ietf-sshm-mlkem-hybrid-kex), fixed-group Diffie-Hellman (RFC 4253 §8) and
 Diffie-Hellman group exchange (RFC 4419 §3).
 
 Numbers 30..34 are reused by each method with its own meaning, so the decoder to use
-depends on the negotiated method, never on the number alone.
+depends on the negotiated method, never on the number alone. Every layout here is
+declared in field metadata (see ``messages.base``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from sshtui.ssh.constants import DisconnectReason, MsgType
 from sshtui.ssh.errors import RemoteProtocolError
-from sshtui.ssh.messages.base import open_reader
-from sshtui.ssh.wire import byte, mpint, string, uint32
+from sshtui.ssh.messages.base import BYTES, MPINT, UINT32, Message
 
 KEXDH_INIT = 30
 KEXDH_REPLY = 31
@@ -41,161 +41,77 @@ def check_dh_public_value(value: int, prime: int, field: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class KexEcdhInit:
+class KexEcdhInit(Message):
     """SSH_MSG_KEX_ECDH_INIT: Q_C, also C_INIT of the hybrid ML-KEM method."""
 
     MSG: ClassVar[int] = MsgType.KEX_ECDH_INIT
-    client_public: bytes
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + string(self.client_public)
-
-    @classmethod
-    def decode(cls, payload: bytes | memoryview) -> KexEcdhInit:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.string("client ephemeral public key"))
-        r.check_end()
-        return msg
+    client_public: bytes = field(metadata=BYTES)
 
 
 @dataclass(frozen=True, slots=True)
-class KexEcdhReply:
+class KexEcdhReply(Message):
     """SSH_MSG_KEX_ECDH_REPLY: K_S, Q_S (or S_REPLY of the hybrid method) and the signature."""
 
     MSG: ClassVar[int] = MsgType.KEX_ECDH_REPLY
-    host_key: bytes
-    server_public: bytes
-    signature: bytes
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + string(self.host_key) + string(self.server_public) + string(self.signature)
-
-    @classmethod
-    def decode(cls, payload: bytes | memoryview) -> KexEcdhReply:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(
-            r.string("server public host key"),
-            r.string("server ephemeral public key"),
-            r.string("signature"),
-        )
-        r.check_end()
-        return msg
+    host_key: bytes = field(metadata=BYTES)
+    server_public: bytes = field(metadata=BYTES)
+    signature: bytes = field(metadata=BYTES)
 
 
 @dataclass(frozen=True, slots=True)
-class KexdhInit:
+class KexdhInit(Message):
     """SSH_MSG_KEXDH_INIT (RFC 4253 §8): the client's e."""
 
     MSG: ClassVar[int] = KEXDH_INIT
-    e: int
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + mpint(self.e)
-
-    @classmethod
-    def decode(cls, payload: bytes | memoryview) -> KexdhInit:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.mpint("e"))
-        r.check_end()
-        return msg
+    e: int = field(metadata=MPINT)
 
 
 @dataclass(frozen=True, slots=True)
-class KexdhReply:
+class KexdhReply(Message):
     """SSH_MSG_KEXDH_REPLY (RFC 4253 §8): K_S, f and the signature of H."""
 
     MSG: ClassVar[int] = KEXDH_REPLY
-    host_key: bytes
-    f: int
-    signature: bytes
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + string(self.host_key) + mpint(self.f) + string(self.signature)
-
-    @classmethod
-    def decode(cls, payload: bytes | memoryview) -> KexdhReply:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.string("server public host key"), r.mpint("f"), r.string("signature"))
-        r.check_end()
-        return msg
+    host_key: bytes = field(metadata=BYTES)
+    f: int = field(metadata=MPINT)
+    signature: bytes = field(metadata=BYTES)
 
 
 @dataclass(frozen=True, slots=True)
-class KexDhGexRequest:
+class KexDhGexRequest(Message):
     """SSH_MSG_KEX_DH_GEX_REQUEST (RFC 4419 §3): acceptable and preferred group sizes in bits."""
 
     MSG: ClassVar[int] = MsgType.KEX_DH_GEX_REQUEST
-    min_bits: int
-    preferred_bits: int
-    max_bits: int
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + uint32(self.min_bits) + uint32(self.preferred_bits) + uint32(self.max_bits)
+    min_bits: int = field(metadata=UINT32)
+    preferred_bits: int = field(metadata=UINT32)
+    max_bits: int = field(metadata=UINT32)
 
     def hash_fields(self) -> bytes:
-        """The three sizes exactly as they enter the exchange hash."""
-        return uint32(self.min_bits) + uint32(self.preferred_bits) + uint32(self.max_bits)
-
-    @classmethod
-    def decode(cls, payload: bytes | memoryview) -> KexDhGexRequest:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.uint32("min"), r.uint32("n"), r.uint32("max"))
-        r.check_end()
-        return msg
+        """The three sizes exactly as they enter the exchange hash: the message minus its number."""
+        return self._encode_fields()
 
 
 @dataclass(frozen=True, slots=True)
-class KexDhGexGroup:
+class KexDhGexGroup(Message):
     """SSH_MSG_KEX_DH_GEX_GROUP (RFC 4419 §3): the safe prime p and generator g."""
 
     MSG: ClassVar[int] = KEX_DH_GEX_GROUP
-    p: int
-    g: int
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + mpint(self.p) + mpint(self.g)
-
-    @classmethod
-    def decode(cls, payload: bytes | memoryview) -> KexDhGexGroup:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.mpint("p"), r.mpint("g"))
-        r.check_end()
-        return msg
+    p: int = field(metadata=MPINT)
+    g: int = field(metadata=MPINT)
 
 
 @dataclass(frozen=True, slots=True)
-class KexDhGexInit:
+class KexDhGexInit(Message):
     """SSH_MSG_KEX_DH_GEX_INIT (RFC 4419 §3): the client's e."""
 
     MSG: ClassVar[int] = MsgType.KEX_DH_GEX_INIT
-    e: int
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + mpint(self.e)
-
-    @classmethod
-    def decode(cls, payload: bytes | memoryview) -> KexDhGexInit:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.mpint("e"))
-        r.check_end()
-        return msg
+    e: int = field(metadata=MPINT)
 
 
 @dataclass(frozen=True, slots=True)
-class KexDhGexReply:
+class KexDhGexReply(Message):
     """SSH_MSG_KEX_DH_GEX_REPLY (RFC 4419 §3): K_S, f and the signature of H."""
 
     MSG: ClassVar[int] = MsgType.KEX_DH_GEX_REPLY
-    host_key: bytes
-    f: int
-    signature: bytes
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + string(self.host_key) + mpint(self.f) + string(self.signature)
-
-    @classmethod
-    def decode(cls, payload: bytes | memoryview) -> KexDhGexReply:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.string("server public host key"), r.mpint("f"), r.string("signature"))
-        r.check_end()
-        return msg
+    host_key: bytes = field(metadata=BYTES)
+    f: int = field(metadata=MPINT)
+    signature: bytes = field(metadata=BYTES)

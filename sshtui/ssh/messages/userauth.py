@@ -4,6 +4,11 @@ Message number 60 means different things depending on the method in progress, so
 meaning has its own class and ``decode_method_reply`` picks one from the pending method.
 Everything a server says to the user (banners, prompts, names) must go through
 ``escape_untrusted_text`` before it reaches a terminal.
+
+Layouts are declared in field metadata (see ``messages.base``) except where a field's
+presence depends on an earlier one (USERAUTH_REQUEST's method-specific tail; the publickey
+and password bodies, whose flag says whether a last field follows) and for
+USERAUTH_INFO_REQUEST, whose wire order is not its field order.
 """
 
 from __future__ import annotations
@@ -14,8 +19,19 @@ from typing import ClassVar, NamedTuple, Self
 
 from sshtui.ssh.constants import MsgType
 from sshtui.ssh.errors import DecodeError, LocalProtocolError
-from sshtui.ssh.messages.base import open_reader
-from sshtui.ssh.wire import WireReader, boolean, byte, name_list, string, uint32
+from sshtui.ssh.messages.base import (
+    ASCII,
+    BOOL,
+    BYTES,
+    NAMES,
+    TEXT,
+    Fields,
+    Message,
+    counted,
+    open_reader,
+    record,
+)
+from sshtui.ssh.wire import WireReader, boolean, byte, string
 
 _Buffer = bytes | bytearray | memoryview
 
@@ -23,18 +39,24 @@ _Buffer = bytes | bytearray | memoryview
 MAX_PROMPTS = 64
 
 
-@dataclass(frozen=True, slots=True)
-class NoneAuth:
-    """The "none" method: asks which methods may continue (RFC 4252 §5.2)."""
+class _DeclaredBody(Fields):
+    """A method body whose fields are all declared in metadata; it ends the message."""
 
-    METHOD: ClassVar[str] = "none"
+    __slots__ = ()
 
     def encode_body(self) -> bytes:
-        return b""
+        return self._encode_fields()
 
     @classmethod
     def decode_body(cls, r: WireReader) -> Self:
-        return cls()
+        return cls._decode_fields(r)
+
+
+@dataclass(frozen=True, slots=True)
+class NoneAuth(_DeclaredBody):
+    """The "none" method: asks which methods may continue (RFC 4252 §5.2)."""
+
+    METHOD: ClassVar[str] = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +107,12 @@ class PasswordAuth:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyboardInteractiveAuth:
+class KeyboardInteractiveAuth(_DeclaredBody):
     """RFC 4256 §3.1. The language tag is deprecated and normally empty."""
 
     METHOD: ClassVar[str] = "keyboard-interactive"
-    language: str = ""
-    submethods: str = ""
-
-    def encode_body(self) -> bytes:
-        return string(self.language) + string(self.submethods)
-
-    @classmethod
-    def decode_body(cls, r: WireReader) -> Self:
-        return cls(r.ascii("language tag"), r.text("submethods"))
+    language: str = field(default="", metadata=ASCII)
+    submethods: str = field(default="", metadata=TEXT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +134,10 @@ _KNOWN_METHODS: dict[str, type[KnownAuthBody]] = {
 
 @dataclass(frozen=True, slots=True)
 class UserauthRequest:
-    """RFC 4252 §5. ``method`` must agree with ``body`` so the bytes decode back the same."""
+    """RFC 4252 §5. ``method`` must agree with ``body`` so the bytes decode back the same.
+
+    Written out by hand: the fields after the method name depend on the method.
+    """
 
     MSG: ClassVar[int] = MsgType.USERAUTH_REQUEST
     user: str
@@ -174,92 +192,44 @@ def publickey_signed_data(
 
 
 @dataclass(frozen=True, slots=True)
-class UserauthFailure:
+class UserauthFailure(Message):
     """RFC 4252 §5.1: the methods that may continue, and whether the last one succeeded."""
 
     MSG: ClassVar[int] = MsgType.USERAUTH_FAILURE
-    methods: tuple[str, ...]
-    partial_success: bool = False
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + name_list(self.methods) + boolean(self.partial_success)
-
-    @classmethod
-    def decode(cls, payload: _Buffer) -> UserauthFailure:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.name_list("authentications that can continue"), r.boolean("partial success"))
-        r.check_end()
-        return msg
+    methods: tuple[str, ...] = field(metadata=NAMES)
+    partial_success: bool = field(default=False, metadata=BOOL)
 
 
 @dataclass(frozen=True, slots=True)
-class UserauthSuccess:
+class UserauthSuccess(Message):
     MSG: ClassVar[int] = MsgType.USERAUTH_SUCCESS
 
-    def encode(self) -> bytes:
-        return byte(self.MSG)
-
-    @classmethod
-    def decode(cls, payload: _Buffer) -> UserauthSuccess:
-        open_reader(payload, cls.MSG).check_end()
-        return cls()
-
 
 @dataclass(frozen=True, slots=True)
-class UserauthBanner:
+class UserauthBanner(Message):
     """RFC 4252 §5.4. Untrusted: show it only through ``escape_untrusted_text``."""
 
     MSG: ClassVar[int] = MsgType.USERAUTH_BANNER
-    message: str
-    language: str = ""
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + string(self.message) + string(self.language)
-
-    @classmethod
-    def decode(cls, payload: _Buffer) -> UserauthBanner:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.text("message"), r.ascii("language tag"))
-        r.check_end()
-        return msg
+    message: str = field(metadata=TEXT)
+    language: str = field(default="", metadata=ASCII)
 
 
 @dataclass(frozen=True, slots=True)
-class UserauthPkOk:
+class UserauthPkOk(Message):
     """RFC 4252 §7: the server would accept a signature from this key."""
 
     MSG: ClassVar[int] = MsgType.USERAUTH_PK_OK
-    algorithm: str
-    public_key: bytes
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + string(self.algorithm) + string(self.public_key)
-
-    @classmethod
-    def decode(cls, payload: _Buffer) -> UserauthPkOk:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.ascii("public key algorithm"), r.string("public key blob"))
-        r.check_end()
-        return msg
+    algorithm: str = field(metadata=ASCII)
+    public_key: bytes = field(metadata=BYTES)
 
 
 @dataclass(frozen=True, slots=True)
-class UserauthPasswdChangereq:
+class UserauthPasswdChangereq(Message):
     """RFC 4252 §8: the password has expired; ``prompt`` is untrusted text."""
 
     MSG: ClassVar[int] = MsgType.USERAUTH_PK_OK  # 60, in the password method's meaning
-    prompt: str
-    language: str = ""
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + string(self.prompt) + string(self.language)
-
-    @classmethod
-    def decode(cls, payload: _Buffer) -> UserauthPasswdChangereq:
-        r = open_reader(payload, cls.MSG)
-        msg = cls(r.text("prompt"), r.ascii("language tag"))
-        r.check_end()
-        return msg
+    prompt: str = field(metadata=TEXT)
+    language: str = field(default="", metadata=ASCII)
 
 
 class Prompt(NamedTuple):
@@ -267,9 +237,16 @@ class Prompt(NamedTuple):
     echo: bool
 
 
+_PROMPTS = counted(MAX_PROMPTS, record(("prompt", TEXT), ("echo flag", BOOL), make=Prompt))["wire"]
+
+
 @dataclass(frozen=True, slots=True)
 class UserauthInfoRequest:
-    """RFC 4256 §3.2. All text fields are untrusted; at most ``MAX_PROMPTS`` prompts."""
+    """RFC 4256 §3.2. All text fields are untrusted; at most ``MAX_PROMPTS`` prompts.
+
+    Written out by hand because the wire order is not the field order: the language tag
+    precedes the prompts on the wire, but comes last here so that it can default.
+    """
 
     MSG: ClassVar[int] = MsgType.USERAUTH_PK_OK  # 60, in keyboard-interactive's meaning
     name: str
@@ -278,12 +255,8 @@ class UserauthInfoRequest:
     language: str = ""
 
     def encode(self) -> bytes:
-        out = [byte(self.MSG), string(self.name), string(self.instruction), string(self.language)]
-        out.append(uint32(len(self.prompts)))
-        for text, echo in self.prompts:
-            out.append(string(text))
-            out.append(boolean(echo))
-        return b"".join(out)
+        head = byte(self.MSG) + string(self.name) + string(self.instruction) + string(self.language)
+        return head + _PROMPTS.encode(self.prompts, "prompts")
 
     @classmethod
     def decode(cls, payload: _Buffer) -> UserauthInfoRequest:
@@ -291,34 +264,17 @@ class UserauthInfoRequest:
         name = r.text("name")
         instruction = r.text("instruction")
         language = r.ascii("language tag")
-        count = r.uint32("number of prompts")
-        if count > MAX_PROMPTS:
-            raise DecodeError(f"USERAUTH_INFO_REQUEST: {count} prompts (limit {MAX_PROMPTS})")
-        prompts = tuple(Prompt(r.text("prompt"), r.boolean("echo flag")) for _ in range(count))
+        prompts = _PROMPTS.decode(r, "prompts")
         r.check_end()
         return cls(name, instruction, prompts, language)
 
 
 @dataclass(frozen=True, slots=True)
-class UserauthInfoResponse:
+class UserauthInfoResponse(Message):
     """RFC 4256 §3.4: one answer per prompt, in order. Answers are secrets."""
 
     MSG: ClassVar[int] = MsgType.USERAUTH_INFO_RESPONSE
-    responses: tuple[str, ...] = field(repr=False)
-
-    def encode(self) -> bytes:
-        return byte(self.MSG) + uint32(len(self.responses)) + b"".join(string(x) for x in self.responses)
-
-    @classmethod
-    def decode(cls, payload: _Buffer) -> UserauthInfoResponse:
-        r = open_reader(payload, cls.MSG)
-        count = r.uint32("number of responses")
-        if count > MAX_PROMPTS:
-            raise DecodeError(f"USERAUTH_INFO_RESPONSE: {count} responses (limit {MAX_PROMPTS})")
-        responses = tuple(r.text("response") for _ in range(count))
-        r.check_end()
-        return cls(responses)
-
+    responses: tuple[str, ...] = field(repr=False, metadata=counted(MAX_PROMPTS, TEXT))
 
 MethodReply = UserauthPkOk | UserauthPasswdChangereq | UserauthInfoRequest
 _METHOD_REPLIES: dict[str, type[MethodReply]] = {
