@@ -59,6 +59,7 @@ class TerminalView(Widget, can_focus=True):
     REFRESH_INTERVAL = 1 / 60
     PARSE_BUDGET = 0.008
     BACKGROUND_PARSE_BUDGET = 0.002  # unfocused: a flood in another tab gives way to the one typed in
+    BACKGROUND_PAUSE = 0.004
     PARSE_SLICE = 16 * 1024  # the most bytes fed to the emulator in one call
     MIN_PARSE_SLICE = 256
     INLINE_PARSE = 4 * 1024  # fed while nothing is queued: parsed at once
@@ -155,7 +156,13 @@ class TerminalView(Widget, can_focus=True):
             return
         self._wake_refresh()
         if self._backlog:
-            self._schedule_parse()
+            if self.has_focus:
+                self._schedule_parse()
+            elif self.is_mounted:
+                # Unfocused, a flood gets a third of the loop: between its slices the loop runs whole
+                # turns without it, so the typed-in tab's echo is painted within a frame or two.
+                loop = asyncio.get_running_loop()
+                self._parse_handle = loop.call_later(self.BACKGROUND_PAUSE, self._parse_some)
         if self._reader_paused and self._pending <= self.LOW_WATER:
             self._reader_paused = False
             if self.ready_for_more is not None:
