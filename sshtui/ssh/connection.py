@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sshtui.ssh.channels.events import ChannelData, ChannelEvent, ChannelRequestRejected
+from sshtui.ssh.channels.events import (
+    ChannelData,
+    ChannelEvent,
+    ChannelOpenRejected,
+    ChannelRequestRejected,
+    GlobalRequestRejected,
+)
 from sshtui.ssh.channels.manager import ConnectionLayer
 from sshtui.ssh.channels.snapshot import ChannelSnapshot
 from sshtui.ssh.config import TransportConfig
@@ -55,7 +61,8 @@ class AuthReady:
 
 Event = TransportEvent | AuthEvent | ServerAuthEvent | ChannelEvent | AuthReady
 _CHANNEL_DATA = int(MsgType.CHANNEL_DATA)
-_CHANNEL_REQUEST = int(MsgType.CHANNEL_REQUEST)
+# The messages whose type-specific data may be refused without ending the connection.
+_REFUSABLE = frozenset({int(MsgType.GLOBAL_REQUEST), int(MsgType.CHANNEL_OPEN), int(MsgType.CHANNEL_REQUEST)})
 
 
 def _merged_data(channel: int, parts: list[bytes | memoryview]) -> ChannelData:
@@ -215,19 +222,25 @@ class _Connection:
             )
         elif msg_type <= 100:
             events = self.channels.handle(payload, now)
-            if msg_type == _CHANNEL_REQUEST and events:
+            if events and msg_type in _REFUSABLE:
                 self._note_rejections(events, now)
             out.extend(events)
         else:
             self.transport.send_unimplemented(event.sequence)
 
     def _note_rejections(self, events: Sequence[ChannelEvent], now: float) -> None:
-        """The timeline shows a CHANNEL_REQUEST received and a CHANNEL_FAILURE sent; this says why."""
+        """The timeline shows the request received and the failure sent, if any; this says why."""
         for event in events:
+            # Each reason starts with the type refused: decoders name the body they decode.
             if isinstance(event, ChannelRequestRejected):
-                # The reason starts with the request type: decoders name the body they decode.
                 what = f"CHANNEL_REQUEST refused on channel {event.local_id}: {event.reason}"
-                self.transport.timeline.add((now - self._started_at) * 1000.0, "local", what, 0)
+            elif isinstance(event, GlobalRequestRejected):
+                what = f"GLOBAL_REQUEST refused: {event.reason}"
+            elif isinstance(event, ChannelOpenRejected):
+                what = f"CHANNEL_OPEN refused (peer channel {event.sender_channel}): {event.reason}"
+            else:
+                continue
+            self.transport.timeline.add((now - self._started_at) * 1000.0, "local", what, 0)
 
     def _on_transport_event(self, event: TransportEvent, out: list[Event]) -> None:
         """Hook for role-specific reactions to transport events."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sshtui.ssh.constants import OpenFailureReason
 from sshtui.ssh.messages.connection_fields import TypedData
 
 
@@ -35,6 +36,18 @@ class ChannelOpenRequested:
     local_id: int
     channel_type: str
     type_data: TypedData  # Session, DirectTcpip, ForwardedTcpip, DirectStreamlocal...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOpenRejected:
+    """A CHANNEL_OPEN of a type we know whose type-specific data did not decode (RFC 4254
+    §5.1). It was refused already with CHANNEL_OPEN_FAILURE and no channel was allocated, so
+    there is no ``local_id``; the connection carries on. For the user and the logs only."""
+
+    sender_channel: int  # the peer's number for the channel it wanted
+    channel_type: str  # always one of ours: only known types have data we decode
+    reason_code: OpenFailureReason  # what the CHANNEL_OPEN_FAILURE said
+    reason: str  # what was wrong, e.g. "direct-tcpip: port 70000 is not a TCP port"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +127,17 @@ class GlobalRequestReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class GlobalRequestRejected:
+    """A global request of a type we know whose data did not decode (RFC 4254 §4). It was
+    refused already, with REQUEST_FAILURE in its turn if the peer wanted a reply; the
+    connection carries on. For the user and the logs only: the driver owes no reply."""
+
+    name: str  # always one of ours: only known types have data we decode
+    want_reply: bool
+    reason: str  # what was wrong, e.g. "tcpip-forward: port 70000 is not a TCP port"
+
+
+@dataclass(frozen=True, slots=True)
 class GlobalRequestResult:
     """The peer's answer to one of our global requests sent with want_reply."""
 
@@ -133,6 +157,7 @@ ChannelEvent = (
     ChannelOpened
     | ChannelOpenFailed
     | ChannelOpenRequested
+    | ChannelOpenRejected
     | ChannelData
     | ChannelEof
     | ChannelClosed
@@ -141,6 +166,7 @@ ChannelEvent = (
     | ChannelRequestResult
     | ChannelWindowOpened
     | GlobalRequestReceived
+    | GlobalRequestRejected
     | GlobalRequestResult
     | KeepaliveReply
 )

@@ -5,6 +5,11 @@ Replies carry no request name: they are matched to requests purely by order. So 
 the driver never sees (keepalive@openssh.com, an unknown type) is answered with a failure in
 its place in the queue rather than ahead of earlier ones, and a reply the driver gives is held
 back until every earlier request has been answered.
+
+A request whose frame decodes but whose type-specific data does not (a tcpip-forward port
+above 65535, a truncated hostkeys-00@openssh.com blob...) is refused the same way and reported
+as ``GlobalRequestRejected``; only a malformed frame, without its want-reply byte say, ends
+the connection.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from collections.abc import Callable
 from sshtui.ssh.channels.events import (
     ChannelEvent,
     GlobalRequestReceived,
+    GlobalRequestRejected,
     GlobalRequestResult,
     KeepaliveReply,
 )
-from sshtui.ssh.errors import LocalProtocolError, RemoteProtocolError
+from sshtui.ssh.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from sshtui.ssh.messages import connection as m
 from sshtui.ssh.messages.channel_requests import Keepalive
 
@@ -37,12 +43,15 @@ class GlobalRequests:
 
     def on_request(self, payload: bytes, now: float) -> list[ChannelEvent]:
         """A GLOBAL_REQUEST from the peer."""
-        msg = m.GlobalRequest.decode(payload)
-        body = msg.body()
+        msg = m.GlobalRequest.decode(payload)  # a malformed frame is still a protocol error
+        try:
+            body = msg.body()
+        except DecodeError as exc:
+            # The frame said whether a reply is due, which is all the reply order needs.
+            self._decline(msg.want_reply)
+            return [GlobalRequestRejected(msg.name, msg.want_reply, exc.message)]
         if body is None or isinstance(body, Keepalive):
-            if msg.want_reply:
-                self._owed.append((False, b""))
-                self._flush()
+            self._decline(msg.want_reply)
             return []
         if msg.want_reply:
             self._owed.append(None)
@@ -83,6 +92,12 @@ class GlobalRequests:
     def send_keepalive(self, now: float) -> None:
         self._send(m.GlobalRequest.of(Keepalive(), want_reply=True).encode())
         self._awaiting.append((Keepalive.NAME, now))
+
+    def _decline(self, want_reply: bool) -> None:
+        """A REQUEST_FAILURE in this request's place among the replies owed, if one is wanted."""
+        if want_reply:
+            self._owed.append((False, b""))
+            self._flush()
 
     def _flush(self) -> None:
         owed = self._owed

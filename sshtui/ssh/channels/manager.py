@@ -2,6 +2,10 @@
 session and forwarding channels; OpenSSH PROTOCOL §2 keepalive@openssh.com,
 eow@openssh.com and direct-streamlocal@openssh.com).
 
+A CHANNEL_OPEN whose frame decodes but whose type-specific data does not is refused with
+CHANNEL_OPEN_FAILURE, before any channel is allocated, and reported as ``ChannelOpenRejected``;
+only a malformed frame ends the connection.
+
 Sans-IO and role neutral: the driver feeds every incoming message numbered 80..100 to
 ``handle`` and acts on the returned events; everything we send goes out through the
 ``send`` callable, one payload per call, in protocol order.
@@ -25,6 +29,7 @@ from sshtui.ssh.channels.events import (
     ChannelEvent,
     ChannelOpened,
     ChannelOpenFailed,
+    ChannelOpenRejected,
     ChannelOpenRequested,
     ChannelWindowOpened,
 )
@@ -48,6 +53,13 @@ _Handler = Callable[[bytes, float], list[ChannelEvent]]
 _MAX_DESCRIPTION = 400
 
 _A = ChannelAction
+# The refusal of an open whose type-specific data does not decode: types whose data names an
+# endpoint to connect to could not be connected; for the others ("session" carries no data at
+# all) it is not a variant of the type we know.
+_UNREADABLE_OPEN_REASONS = {
+    body.NAME: OpenFailureReason.CONNECT_FAILED
+    for body in (m.DirectTcpip, m.ForwardedTcpip, m.DirectStreamlocal, m.ForwardedStreamlocal)
+}
 
 
 class ConnectionLayer:
@@ -167,13 +179,19 @@ class ConnectionLayer:
         return [ChannelClosed(ch.local_id)]
 
     def _on_open(self, payload: bytes, now: float) -> list[ChannelEvent]:
-        msg = m.ChannelOpen.decode(payload)
-        body = msg.body()
-        if body is None:
-            return self._refuse(msg, OpenFailureReason.UNKNOWN_CHANNEL_TYPE, "unknown channel type")
-        if self._is_client and isinstance(body, m.Session):
+        msg = m.ChannelOpen.decode(payload)  # a malformed frame is still a protocol error
+        if self._is_client and msg.channel_type == m.Session.NAME:
             reason = OpenFailureReason.ADMINISTRATIVELY_PROHIBITED
             return self._refuse(msg, reason, "clients accept no session channels")
+        try:
+            body = msg.body()
+        except DecodeError as exc:
+            # The frame names the peer's channel, all a refusal needs: no number of ours is spent.
+            code = _UNREADABLE_OPEN_REASONS.get(msg.channel_type, OpenFailureReason.UNKNOWN_CHANNEL_TYPE)
+            self._refuse(msg, code, exc.message)
+            return [ChannelOpenRejected(msg.sender_channel, msg.channel_type, code, exc.message)]
+        if body is None:
+            return self._refuse(msg, OpenFailureReason.UNKNOWN_CHANNEL_TYPE, "unknown channel type")
         local_id = self._table.allocate_id()
         if local_id is None:
             return self._refuse(msg, OpenFailureReason.RESOURCE_SHORTAGE, "too many channels")
