@@ -155,7 +155,8 @@ def command(size: int) -> str:
 
 async def sshtui_connect(job: Job) -> Any:
     from sshtui.net.auth import AuthOptions
-    from sshtui.net.client import ClientOptions, connect
+    from sshtui.net.client import ClientOptions
+    from sshtui.net.client_connect import connect
     from sshtui.ssh.config import DEFAULT_CIPHERS, TransportConfig
 
     ciphers = (job.cipher,) if job.cipher else DEFAULT_CIPHERS

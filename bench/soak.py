@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sshtui.net.auth import AuthOptions
-from sshtui.net.client import ClientOptions, SSHClient, connect
+from sshtui.net.client import ClientOptions, SSHClient
+from sshtui.net.client_connect import connect
 from sshtui.ssh.config import TransportConfig
 
 MIB = 1024 * 1024

@@ -33,7 +33,8 @@ from sshtui.ssh.connection import ConnectionSnapshot
 from sshtui.ssh.crypto.hostkeys import PrivateKey
 from sshtui.ssh.events import HostKeyReceived, TransportEvent
 from sshtui.ssh.snapshot import TransportSnapshot
-from sshtui.ssh.transport import Role, Transport
+from sshtui.ssh.transport import Transport
+from sshtui.ssh.transport_machine import Role
 
 if TYPE_CHECKING:
     from sshtui.net.client import SSHClient
@@ -55,7 +56,8 @@ def main(args: argparse.Namespace | None = None) -> int:
 
 async def run_demo() -> int:
     from sshtui.net.auth import AuthOptions
-    from sshtui.net.client import ClientOptions, connect
+    from sshtui.net.client import ClientOptions
+    from sshtui.net.client_connect import connect
     from sshtui.net.trust import TrustPolicy
     from sshtui.store import known_hosts
 

@@ -30,13 +30,9 @@ from sshtui.forward_spec import ForwardSpec, ForwardSpecError, forwards_from_arg
 from sshtui.net.channel import Channel, ExitInfo
 from sshtui.net.client import SSHClient
 from sshtui.net.jump import connect_through, hop_settings
-from sshtui.options import (
-    ConnectionSettings,
-    OptionError,
-    build_client_options,
-    effective_jumps,
-    resolve_settings,
-)
+from sshtui.options import ConnectionSettings, effective_jumps, resolve_settings
+from sshtui.options_client import build_client_options
+from sshtui.options_syntax import OptionError
 from sshtui.prompts import Prompter
 from sshtui.ssh.channels.channel import Channel as CoreChannel
 from sshtui.ssh.channels.snapshot import ChannelSnapshot, snapshot_channel

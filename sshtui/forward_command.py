@@ -28,13 +28,9 @@ from sshtui.net.forward_remote import RemoteForwards
 from sshtui.net.forward_snapshot import ForwardSnapshot, ForwardState, status_line
 from sshtui.net.jump import connect_through, hop_settings
 from sshtui.net.reconnect import ClientSource, FixedClient, Reconnector
-from sshtui.options import (
-    ConnectionSettings,
-    OptionError,
-    build_client_options,
-    effective_jumps,
-    resolve_settings,
-)
+from sshtui.options import ConnectionSettings, effective_jumps, resolve_settings
+from sshtui.options_client import build_client_options
+from sshtui.options_syntax import OptionError
 from sshtui.prompts import Prompter
 from sshtui.ssh.errors import SSHError
 from sshtui.ssh.snapshot import to_jsonable

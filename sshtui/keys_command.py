@@ -335,7 +335,8 @@ def deploy_input(public_blob: bytes, comment: str) -> bytes:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from sshtui.options import OptionError, resolve_settings
+    from sshtui.options import resolve_settings
+    from sshtui.options_syntax import OptionError
 
     try:
         info = _inspect(Path(args.file).expanduser())
@@ -356,8 +357,8 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 async def _run_deploy(settings: ConnectionSettings, command: str, stdin: bytes, target: str) -> int:
-    from sshtui.net.client import connect
-    from sshtui.options import build_client_options
+    from sshtui.net.client_connect import connect
+    from sshtui.options_client import build_client_options
     from sshtui.prompts import Prompter
 
     options = build_client_options(settings, Prompter.from_environment(batch_mode=settings.batch_mode))

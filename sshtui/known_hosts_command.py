@@ -22,7 +22,8 @@ from sshtui.keys_command import add_connection_arguments, error
 
 if TYPE_CHECKING:
     from sshtui.options import ConnectionSettings
-    from sshtui.store.known_hosts import KnownHostEntry, TrustDecision
+    from sshtui.store.known_hosts import TrustDecision
+    from sshtui.store.known_hosts_format import KnownHostEntry
 
 EXIT_OK = 0
 EXIT_TRUSTED = 0
@@ -71,7 +72,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def main(args: argparse.Namespace) -> int:
-    from sshtui.options import OptionError
+    from sshtui.options_syntax import OptionError
     from sshtui.ssh.errors import SSHError
 
     action = {"list": _list, "check": _check, "remove": _remove, "learn": _learn}[args.known_hosts_action]
@@ -93,7 +94,7 @@ def default_files() -> list[Path]:
 
 
 def _host_port(text: str) -> tuple[str, int]:
-    from sshtui.options import parse_destination
+    from sshtui.options_syntax import parse_destination
 
     destination = parse_destination(text)
     return destination.host, destination.port or 22
@@ -138,7 +139,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from sshtui.store.known_hosts import host_lookup_name, remove
+    from sshtui.store.known_hosts_edit import remove
+    from sshtui.store.known_hosts_format import host_lookup_name
 
     host, port = _host_port(args.host)
     path = Path(args.file) if args.file else default_files()[0]
@@ -166,8 +168,8 @@ async def fetch_host_key(settings: ConnectionSettings) -> tuple[str, bytes]:
     authentication. Raises ``SSHError`` when there is no key exchange to get it from."""
     import dataclasses
 
-    from sshtui.net.client import ConnectError, connect
-    from sshtui.options import build_client_options
+    from sshtui.net.client_connect import ConnectError, connect
+    from sshtui.options_client import build_client_options
     from sshtui.prompts import Prompter
     from sshtui.ssh.errors import HostKeyRejected, SSHError
 
@@ -241,7 +243,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _learn(args: argparse.Namespace) -> int:
-    from sshtui.store.known_hosts import add
+    from sshtui.store.known_hosts_edit import add
 
     settings, key_blob, decision = _look_up(args)
     print(f"{decision.lookup_name} has a {decision.key_type} key with fingerprint {decision.fingerprint}")

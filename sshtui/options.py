@@ -1,25 +1,35 @@
-"""Connection options of ``sshtui exec``, with OpenSSH's names and value syntax (ssh(1), ssh_config(5)).
+"""Connection settings of ``sshtui exec``, resolved from every source as ssh(1) does (ssh_config(5)).
 
-Parses DEST (``[user@]host[:port]``, ``[user@][ipv6]:port``, ``ssh://`` URIs), ``-o Option=Value``
-(names case-insensitive, ``Option=Value`` or ``Option Value``), the RekeyLimit byte and time forms,
-and turns the result into the client's ``ClientOptions``. Precedence follows ssh(1): ``-p``/``-l``
-win over ``-o``, the first ``-o`` of an option wins over later ones, and both win over DEST; the
-ssh_config files (``-F FILE``, else ``~/.ssh/config`` and the system file) fill in what is left.
-A jump host named in ProxyJump, ``-J`` or a saved host is resolved the same way (saved hosts, then
-ssh_config, then ``[user@]host[:port]`` as written), as ssh(1) resolves its jump hosts.
+Precedence follows ssh(1): ``-p``/``-l`` win over ``-o``, the first ``-o`` of an option wins over
+later ones, and both win over DEST; a saved host named as DEST comes next, and the ssh_config files
+(``-F FILE``, else ``~/.ssh/config`` and the system file) fill in what is left. A jump host named in
+ProxyJump, ``-J`` or a saved host is resolved the same way (saved hosts, then ssh_config, then
+``[user@]host[:port]`` as written), as ssh(1) resolves its jump hosts. The syntax of DEST and of
+option values is in ``options_syntax``; ``options_client`` turns the settings into ``ClientOptions``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any
 
+from sshtui.options_syntax import (
+    OPTION_NAMES,
+    Destination,
+    expand_path,
+    parse_destination,
+    parse_flag,
+    parse_port,
+    parse_rekey_limit,
+    parse_time,
+    split_option,
+)
+from sshtui.options_syntax import OptionError as OptionError  # sshtui.net.jump imports it from here
 from sshtui.ssh.config import (
     DEFAULT_CIPHERS,
     DEFAULT_HOST_KEY_ALGORITHMS,
@@ -27,8 +37,6 @@ from sshtui.ssh.config import (
     DEFAULT_MACS,
     DEFAULT_REKEY_BYTES,
     DEFAULT_REKEY_SECONDS,
-    ECDSA_HOST_KEY_ALGORITHMS,
-    TransportConfig,
     apply_list_option,
 )
 from sshtui.ssh.crypto.ciphers import CIPHERS
@@ -39,153 +47,11 @@ from sshtui.ssh.errors import SSHError
 from sshtui.store.keyfiles import default_identity_files
 from sshtui.store.ssh_config import SYSTEM_CONFIG_FILE, LocalContext, SshConfigError, load_ssh_config
 
-if TYPE_CHECKING:
-    from sshtui.net.client import ClientOptions
-    from sshtui.prompts import Prompter
-
 STRICT_CHOICES = {"yes": "yes", "true": "yes", "no": "no", "false": "no", "off": "no"}
 STRICT_CHOICES.update({"accept-new": "accept-new", "ask": "ask"})
-_FLAGS = {"yes": True, "true": True, "no": False, "false": False}
 # Every algorithm a user key may sign with; ssh-rsa (SHA-1) only when asked for explicitly.
 DEFAULT_PUBKEY_ALGORITHMS: tuple[str, ...] = tuple(n for n, a in HOST_KEY_ALGORITHMS.items() if not a.opt_in)
 KNOWN_HOSTS_NAMES = ("known_hosts", "known_hosts2")
-
-# Canonical spelling of each option we understand, keyed by its lower-case name.
-OPTION_NAMES = {
-    name.lower(): name
-    for name in (
-        "BatchMode", "Ciphers", "ConnectTimeout", "HashKnownHosts", "HostKeyAlgorithms", "IdentitiesOnly",
-        "IdentityFile", "ProxyJump", "UpdateHostKeys",
-        "KexAlgorithms", "MACs", "Port", "PubkeyAcceptedAlgorithms", "RekeyLimit", "ServerAliveCountMax",
-        "ServerAliveInterval", "StrictHostKeyChecking", "User", "UserKnownHostsFile",
-    )
-}
-OPTION_NAMES["pubkeyacceptedkeytypes"] = "PubkeyAcceptedAlgorithms"  # the pre-8.5 name
-
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)([a-z]?)", re.IGNORECASE)
-_TIME_TERM = re.compile(r"(\d+)([a-z]?)", re.IGNORECASE)
-MIN_REKEY_BYTES = 16
-
-
-class OptionError(Exception):
-    """A bad command-line option: the message names the option and the offending value."""
-
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    host: str
-    user: str | None = None
-    port: int | None = None
-
-
-def parse_port(text: str, what: str = "port") -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise OptionError(f"bad {what} {text!r}: expected a number from 1 to 65535")
-    return int(text)
-
-
-def parse_destination(text: str) -> Destination:
-    """``[user@]host[:port]``, ``[user@][ipv6]:port``, a bare IPv6 address, or ``ssh://[user@]host[:port]``."""
-    rest = text
-    if rest.lower().startswith("ssh://"):
-        rest = rest[len("ssh://") :].removesuffix("/")
-    user: str | None = None
-    if "@" in rest:
-        # Only the last "@" separates: user names such as "me@example.org" contain one.
-        user, rest = rest.rsplit("@", 1)
-        if not user:
-            raise OptionError(f"bad destination {text!r}: empty user name before '@'")
-    port: int | None = None
-    if rest.startswith("["):
-        host, bracket, after = rest[1:].partition("]")
-        if not bracket or not host:
-            raise OptionError(f"bad destination {text!r}: unclosed or empty '[' around the host")
-        if after:
-            if not after.startswith(":"):
-                raise OptionError(f"bad destination {text!r}: unexpected {after!r} after ']'")
-            port = parse_port(after[1:], f"port in destination {text!r}:")
-    elif rest.count(":") == 1:
-        host, _, port_text = rest.partition(":")
-        port = parse_port(port_text, f"port in destination {text!r}:")
-    else:
-        host = rest  # a name, an IPv4 address, or an IPv6 address without a port
-    if not host or any(c.isspace() or c in "/\\'\"`" for c in host):
-        raise OptionError(f"bad destination {text!r}: no usable host name")
-    return Destination(host=host, user=user, port=port)
-
-
-def split_option(text: str) -> tuple[str, str]:
-    """``Option=Value`` or ``Option Value`` into the option's canonical name and its value."""
-    match = re.match(r"\s*([A-Za-z0-9]+)\s*(?:=\s*|\s+)(.*?)\s*$", text, re.DOTALL)
-    if match is None or not match.group(2):
-        raise OptionError(f"bad option {text!r}: expected Option=Value")
-    name = OPTION_NAMES.get(match.group(1).lower())
-    if name is None:
-        raise OptionError(f"unsupported option {match.group(1)!r} (in {text!r})")
-    return name, match.group(2)
-
-
-def parse_size(value: str, option: str = "RekeyLimit") -> int:
-    """A byte count with an optional K/M/G/T suffix (powers of 1024), fractions allowed: ``1.5M``."""
-    match = _SIZE.fullmatch(value.strip())
-    if match is None or match.group(2).lower() not in _SIZE_UNITS:
-        raise OptionError(f"{option}: bad size {value!r} (expected a number with an optional K, M, G suffix)")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
-
-
-def parse_time(value: str, option: str) -> float:
-    """OpenSSH time format: seconds, or terms such as ``1h30m`` with units s, m, h, d, w."""
-    text = value.strip()
-    total = 0
-    position = 0
-    for match in _TIME_TERM.finditer(text):
-        unit = match.group(2).lower()
-        if match.start() != position or unit not in _TIME_UNITS:
-            break
-        total += int(match.group(1)) * _TIME_UNITS[unit]
-        position = match.end()
-    if not text or position != len(text):
-        raise OptionError(f"{option}: bad time {value!r} (expected e.g. 30, 10s, 5m, 1h30m)")
-    return float(total)
-
-
-def parse_rekey_limit(value: str) -> tuple[int, float | None]:
-    """``RekeyLimit BYTES [TIME]``: ``default`` or a size, then ``default``, ``none`` or a time.
-
-    A byte limit of ``default`` (or 0) leaves it to the cipher's safe limit; a time of ``none``
-    or 0 turns time-based rekeying off. Returns (bytes, seconds or None).
-    """
-    words = value.split()
-    if not 1 <= len(words) <= 2:
-        raise OptionError(f"RekeyLimit: bad value {value!r} (expected e.g. '1G 1h' or 'default none')")
-    size = DEFAULT_REKEY_BYTES if words[0].lower() == "default" else parse_size(words[0])
-    if size == 0:
-        size = DEFAULT_REKEY_BYTES
-    if size < MIN_REKEY_BYTES:
-        raise OptionError(f"RekeyLimit: {value!r} is too small (at least {MIN_REKEY_BYTES} bytes)")
-    seconds: float | None = DEFAULT_REKEY_SECONDS
-    if len(words) == 2:
-        word = words[1].lower()
-        if word == "none":
-            seconds = None
-        elif word != "default":
-            seconds = parse_time(words[1], "RekeyLimit") or None
-    return size, seconds
-
-
-def parse_flag(option: str, value: str) -> bool:
-    flag = _FLAGS.get(value.lower())
-    if flag is None:
-        raise OptionError(f"{option}: bad value {value!r} (expected yes or no)")
-    return flag
-
-
-def expand_path(text: str, home: Path) -> Path:
-    if text == "~" or text.startswith("~/"):
-        return home / text[2:]
-    return Path(os.path.expanduser(text))
 
 
 def _words(option: str, value: str) -> list[str]:
@@ -486,106 +352,3 @@ def apply_saved_host(dest: Destination, options: Sequence[str]) -> tuple[Destina
     merged = Destination(saved.hostname, dest.user or saved.user, dest.port or saved.port)
     jumps = [f"ProxyJump={','.join(saved.jump_hosts)}"] if saved.jump_hosts else []
     return merged, [*options, *saved.ssh_options(), *jumps]
-
-
-def host_key_offer(
-    settings: ConnectionSettings, known_types: Collection[str], *, cert_authority: bool = False
-) -> tuple[str, ...]:
-    """The host key algorithms to offer: with the default list, those matching key types that
-    known_hosts already holds for this host go first (ECDSA ones are added for that), so a
-    known server is not met with a key type we would have to treat as new; before them the
-    certificate algorithms when a ``@cert-authority`` line covers the host."""
-    from sshtui.net.trust import certificates_first
-
-    configured = settings.host_key_algorithms
-    if settings.host_key_algorithms_set or not (known_types or cert_authority):
-        return configured
-    candidates = (*configured, *(a for a in ECDSA_HOST_KEY_ALGORITHMS if a not in configured))
-    preferred = tuple(a for a in candidates if HOST_KEY_ALGORITHMS[a].key_type in known_types)
-    offer = preferred + tuple(a for a in configured if a not in preferred)
-    return certificates_first(offer) if cert_authority else offer
-
-
-def transport_config(settings: ConnectionSettings, host_key_algorithms: tuple[str, ...]) -> TransportConfig:
-    return TransportConfig(
-        kex_algorithms=settings.kex_algorithms,
-        host_key_algorithms=host_key_algorithms,
-        ciphers=settings.ciphers,
-        macs=settings.macs,
-        rekey_bytes=settings.rekey_bytes,
-        rekey_seconds=settings.rekey_seconds,
-    )
-
-
-def build_client_options(
-    settings: ConnectionSettings, prompter: Prompter, notices: TextIO | None = None
-) -> ClientOptions:
-    """``ClientOptions`` for ``connect()``: trust policy from known_hosts, prompts, keys, timers.
-
-    Notices such as "Permanently added ... to the list of known hosts" go to ``notices``
-    (stderr by default), as ssh(1) prints them."""
-    from sshtui.net.auth import AuthOptions
-    from sshtui.net.client import ClientOptions
-    from sshtui.net.hostkey_rotation import HostKeyUpdater, accepted_key_types, yes_no
-    from sshtui.net.trust import TrustPolicy
-    from sshtui.store.known_hosts import KnownHosts
-
-    interactive = not settings.batch_mode  # BatchMode: methods that need an answer are not even tried
-    files = settings.user_known_hosts_files
-    known = KnownHosts.load(files)
-    offer = host_key_offer(
-        settings,
-        known.known_key_types(settings.host, settings.port),
-        cert_authority=known.has_cert_authority(settings.host, settings.port),
-    )
-    policy = TrustPolicy(
-        files,
-        strict=settings.strict_host_key_checking,
-        hash_known_hosts=settings.hash_known_hosts,
-        ask=prompter.confirm_host_key if interactive else None,
-    )
-    rotation_mode = settings.update_host_keys or ("ask" if interactive else "no")
-    updater = HostKeyUpdater(
-        files,
-        rotation_mode,
-        # Keys the server lists are learned only if we would accept them in a key exchange.
-        accepted_key_types=accepted_key_types(
-            offer if settings.host_key_algorithms_set else (*offer, *ECDSA_HOST_KEY_ALGORITHMS)
-        ),
-        hash_known_hosts=settings.hash_known_hosts,
-        confirm=yes_no(lambda question: prompter.ask(question, echo=True)) if interactive else None,
-        on_learned=(
-            (lambda record: print(f"sshtui: {record.describe()}", file=notices or sys.stderr, flush=True))
-            if rotation_mode == "ask"
-            else None
-        ),
-    )
-
-    async def verify(host: str, port: int, algorithm: str, key_blob: bytes) -> object:
-        outcome = await policy.verify(host, port, algorithm, key_blob)
-        if outcome.notice:
-            print(f"sshtui: Warning: {outcome.notice}", file=notices or sys.stderr, flush=True)
-        return outcome
-
-    auth = AuthOptions(
-        identity_files=settings.identity_files,
-        identities_only=settings.identities_only,
-        password_prompt=prompter.password if interactive else None,
-        passphrase_prompt=prompter.passphrase if interactive else None,
-        kbdint_prompt=prompter.keyboard_interactive if interactive else None,
-        banner_callback=prompter.banner,
-        notice_callback=prompter.notice,
-        pubkey_algorithms=settings.pubkey_accepted_algorithms,
-    )
-    return ClientOptions(
-        host=settings.host,
-        port=settings.port,
-        username=settings.user or "",
-        transport=transport_config(settings, offer),
-        auth=auth,
-        verify_host_key=verify,
-        on_host_keys=updater if rotation_mode != "no" else None,
-        connect_timeout=settings.connect_timeout,
-        server_alive_interval=settings.server_alive_interval,
-        server_alive_count_max=settings.server_alive_count_max,
-    )

@@ -17,15 +17,14 @@ from hypothesis import strategies as st
 from sshtui import cli
 from sshtui.exec_command import request_from_args
 from sshtui.net.trust import UnknownHostQuestion
-from sshtui.options import (
-    ConnectionSettings,
+from sshtui.options import ConnectionSettings, resolve_settings
+from sshtui.options_client import host_key_offer
+from sshtui.options_syntax import (
     Destination,
     OptionError,
-    host_key_offer,
     parse_destination,
     parse_rekey_limit,
     parse_time,
-    resolve_settings,
     split_option,
 )
 from sshtui.prompts import Prompter, read_tty

@@ -11,14 +11,8 @@ import pytest
 
 from sshtui import cli
 from sshtui.net.jump import MAX_JUMP_HOPS, hop_overrides, hop_settings
-from sshtui.options import (
-    OPTION_FIELDS,
-    OPTION_NAMES,
-    ConnectionSettings,
-    OptionError,
-    effective_jumps,
-    resolve_settings,
-)
+from sshtui.options import OPTION_FIELDS, ConnectionSettings, effective_jumps, resolve_settings
+from sshtui.options_syntax import OPTION_NAMES, OptionError
 from sshtui.ssh.config import DEFAULT_CIPHERS
 from sshtui.store.hosts import Host, HostStore
 

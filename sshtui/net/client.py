@@ -1,9 +1,9 @@
-"""The asyncio client driver: one ``asyncio.Protocol`` feeding socket bytes into the sans-IO
-``ClientConnection`` and writing what it wants sent (RFC 4253 §4 over TCP).
+"""The asyncio client driver: ``SSHClient`` feeds socket bytes into the sans-IO
+``ClientConnection`` and writes what it wants sent (RFC 4253 §4 over TCP).
 
-``connect()`` bounds the TCP connect and every handshake step up to the end of
-authentication by ``connect_timeout``; afterwards keepalives (ServerAliveInterval) and
-the rekey timer run on the loop clock. Snapshots are published at a bounded rate.
+``sshtui.net.client_connect.connect()`` makes one and sees it through the handshake; the channel
+methods come from ``sshtui.net.client_channels``. Once connected, keepalives (ServerAliveInterval)
+and the rekey timer run on the loop clock. Snapshots are published at a bounded rate.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sshtui.net.auth import AuthenticationFailed, Authenticator, AuthOptions
-from sshtui.net.channel import Channel, ChannelOpenError, ExitInfo
+from sshtui.net.auth import AuthOptions
+from sshtui.net.channel import Channel, ChannelOpenError
+from sshtui.net.client_channels import ClientChannels
 from sshtui.ssh.channels import events as ce
 from sshtui.ssh.config import TransportConfig
 from sshtui.ssh.connection import AuthReady, ClientConnection, ConnectionSnapshot, Event
@@ -35,7 +36,6 @@ from sshtui.ssh.userauth_events import (
 HostKeyVerifier = Callable[[str, int, str, bytes], Awaitable[object]]
 HOST_KEYS_GRACE_SECONDS = 5.0
 SnapshotCallback = Callable[[ConnectionSnapshot], None]
-INTERACTIVE_WINDOW = 128 * 1024
 _AUTH_EVENTS = (
     AuthBanner,
     AuthFailed,
@@ -44,14 +44,6 @@ _AUTH_EVENTS = (
     PasswordChangeRequested,
     InfoRequested,
 )
-
-
-class ConnectError(SSHError):
-    """The connection could not be set up (TCP, timeout, host key, authentication)."""
-
-
-class ConnectTimeout(ConnectError):
-    pass
 
 
 @dataclass
@@ -77,46 +69,8 @@ class ClientOptions:
     on_client: Callable[[SSHClient], None] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    exit_status: int | None
-    exit_signal: str | None
-    stdout: bytes
-    stderr: bytes
-
-
-class _Protocol(asyncio.Protocol):
-    def __init__(self, client: SSHClient):
-        self._client = client
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._client._connection_made(transport)
-
-    def data_received(self, data: bytes) -> None:
-        self._client._data_received(data)
-
-    def eof_received(self) -> bool | None:
-        self._client._data_received(b"")
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._client._connection_lost(exc)
-
-
-class _SocketProtocol(_Protocol, asyncio.BufferedProtocol):
-    """For sockets: asyncio reads straight into the packet reader's buffer (no copy, no
-    allocation per read); ``data_received`` stays for transports that push bytes."""
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._client.conn.receive_buffer()
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self._client._received_into(nbytes)
-
-
-class SSHClient:
-    """A connected, authenticated client. Create with ``await connect(options)``."""
+class SSHClient(ClientChannels):
+    """A connected, authenticated client. Create with ``await client_connect.connect(options)``."""
 
     def __init__(self, options: ClientOptions):
         self.options = options
@@ -373,35 +327,6 @@ class SSHClient:
             self._flush()  # the DISCONNECT a protocol error queued goes out before the socket closes
             self._sock.close()
 
-    async def _handshake(self) -> None:
-        timeout = self.options.connect_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(self._auth_ready)
-        except TimeoutError:
-            raise ConnectTimeout(
-                f"connection to {self.options.host} port {self.options.port} timed out during "
-                f"{self.conn.transport.activity}"
-            ) from None
-        auth = self.conn.require_auth()
-        queue: asyncio.Queue[Any] = self._auth_events
-        authenticator = Authenticator(auth, queue, self._flush, self.options.auth, timeout)
-        try:
-            await authenticator.run()
-        except (AuthenticationFailed, ConnectionClosedError):
-            # A send on a connection that already failed: the failure itself is the news.
-            if self.error is not None:
-                raise self.error from None
-            raise
-        except TimeoutError:
-            raise ConnectTimeout(
-                f"{self.options.host}: the server stopped answering during authentication"
-            ) from None
-        if self.error is not None:
-            raise self.error
-        if self.options.server_alive_interval > 0:
-            self._keepalive_task = self._loop.create_task(self._keepalive_loop())
-
     def snapshot(self) -> ConnectionSnapshot:
         return self.conn.snapshot()
 
@@ -424,121 +349,10 @@ class SSHClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- channels
-
-    async def open_channel(self, opener: Callable[[], int]) -> Channel:
-        if self.closed.done():
-            raise ConnectionClosedError(f"connection is closed: {self.error}")
-        local_id = opener()
-        channel = Channel(self.conn.require_channels(), local_id, self._flush)
-        self._channels[local_id] = channel
-        self._flush()
-        await channel.opened
-        return channel
-
-    async def open_session(self, window: int | None = None) -> Channel:
-        layer = self.conn.require_channels()
-        return await self.open_channel(lambda: layer.open_session(self._loop.time(), window))
-
-    async def open_direct_tcpip(
-        self, host: str, port: int, orig_host: str = "127.0.0.1", orig_port: int = 0
-    ) -> Channel:
-        layer = self.conn.require_channels()
-        return await self.open_channel(
-            lambda: layer.open_direct_tcpip(host, port, orig_host, orig_port, self._loop.time())
-        )
-
-    def accept_channel(self, local_id: int) -> Channel:
-        """Confirm a channel the peer asked to open (see ``on_channel_open_request``)."""
-        if self.closed.done():
-            raise ConnectionClosedError(f"connection is closed: {self.error}")
-        layer = self.conn.require_channels()
-        layer.accept_open(local_id)
-        channel = Channel(layer, local_id, self._flush)
-        self._channels[local_id] = channel
-        channel.opened.set_result(None)
-        self._flush()
-        return channel
-
-    def reject_channel(self, local_id: int, reason: OpenFailureReason, description: str) -> None:
-        """Refuse a channel the peer asked to open; does nothing once the connection is closed."""
-        if not self.closed.done():
-            self.conn.require_channels().reject_open(local_id, reason, description)
-            self._flush()
-
-    async def exec(
-        self,
-        command: str | bytes,
-        *,
-        pty: bool = False,
-        term: str = "xterm-256color",
-        size: tuple[int, int] = (80, 24),
-        env: dict[str, str] | None = None,
-        modes: bytes = b"\x00",
-    ) -> Channel:
-        channel = await self.open_session()
-        for name, value in (env or {}).items():
-            await channel.request(m.Env(variable=name, value=value), want_reply=False)
-        if pty:
-            cols, rows = size
-            if not await channel.request(m.PtyReq(term=term, cols=cols, rows=rows, modes=modes)):
-                channel.close()
-                raise ChannelOpenError(0, "the server refused a pseudo-terminal")
-        cmd = command.encode() if isinstance(command, str) else command
-        if not await channel.request(m.Exec(command=cmd)):
-            channel.close()
-            raise ChannelOpenError(0, "the server refused to run the command")
-        return channel
-
-    async def shell(self, *, term: str = "xterm-256color", size: tuple[int, int] = (80, 24)) -> Channel:
-        # A small window keeps what a terminal must still parse after Ctrl+C short.
-        channel = await self.open_session(window=INTERACTIVE_WINDOW)
-        cols, rows = size
-        await channel.request(m.PtyReq(term=term, cols=cols, rows=rows))
-        if not await channel.request(m.Shell()):
-            channel.close()
-            raise ChannelOpenError(0, "the server refused a shell")
-        return channel
-
-    async def run(self, command: str | bytes, *, stdin: bytes = b"") -> RunResult:
-        """Run a command to completion, collecting its output in memory."""
-        channel = await self.exec(command)
-        if stdin:
-            await channel.write(stdin)
-        await channel.write_eof()
-
-        async def drain(read: Callable[[], Awaitable[bytes]]) -> bytes:
-            parts = []
-            while chunk := await read():
-                parts.append(chunk)
-            return b"".join(parts)
-
-        stdout, stderr = await asyncio.gather(drain(channel.read), drain(channel.read_stderr))
-        info = await _exit_info(channel)
-        channel.close()
-        if info.status is None and info.signal is None and channel.error is not None:
-            # The connection failed mid-command: the output is cut short, which must not pass as a result.
-            raise channel.error
-        return RunResult(info.status, info.signal, stdout, stderr)
-
-    async def global_request(self, name: str, data: bytes = b"") -> tuple[bool, bytes]:
-        future: asyncio.Future[tuple[bool, bytes]] = self._loop.create_future()
-        self._global_waiters.append(future)
-        self.conn.require_channels().global_request(name, data, True)
-        self._flush()
-        return await future
-
     def request_rekey(self) -> bool:
         started = self.conn.transport.request_rekey(self._loop.time())
         self._flush()
         return started
-
-
-async def _exit_info(channel: Channel) -> ExitInfo:
-    try:
-        return await asyncio.wait_for(asyncio.shield(channel.exit), timeout=5.0)
-    except (TimeoutError, SSHError):
-        return ExitInfo(None, None)
 
 
 def _local_user() -> str:
@@ -548,35 +362,3 @@ def _local_user() -> str:
         return getpass.getuser()
     except Exception:
         return "user"
-
-
-async def connect(options: ClientOptions) -> SSHClient:
-    """Connect, verify the host key, authenticate; raise ``ConnectError`` (or a subclass of
-    ``SSHError``) with one clear message on any failure."""
-    loop = asyncio.get_running_loop()
-    client = SSHClient(options)
-    if options.on_client is not None:
-        options.on_client(client)
-    try:
-        async with asyncio.timeout(options.connect_timeout):
-            if options.open_transport is not None:
-                await options.open_transport(lambda: _Protocol(client))
-            elif options.sock is not None:
-                await loop.connect_accepted_socket(lambda: _SocketProtocol(client), options.sock)
-            else:
-                await loop.create_connection(lambda: _SocketProtocol(client), options.host, options.port)
-    except TimeoutError:
-        raise ConnectTimeout(
-            f"connect to host {options.host} port {options.port}: Connection timed out"
-        ) from None
-    except OSError as exc:
-        # asyncio puts "Connect call failed (addr)" in strerror; the errno's own text is what ssh shows.
-        code = exc.errno or 0
-        reason = os.strerror(code) if code > 0 else (exc.strerror or str(exc))
-        raise ConnectError(f"connect to host {options.host} port {options.port}: {reason}") from None
-    try:
-        await client._handshake()
-    except BaseException:
-        await client.close()
-        raise
-    return client

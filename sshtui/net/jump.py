@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sshtui.net.channel import Channel, ChannelOpenError
-from sshtui.net.client import ClientOptions, ConnectError, SSHClient, connect
+from sshtui.net.client import ClientOptions, SSHClient
+from sshtui.net.client_connect import ConnectError, connect
 from sshtui.ssh.errors import SSHError
 
 if TYPE_CHECKING:

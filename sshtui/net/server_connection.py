@@ -7,6 +7,8 @@ high-water mark no channel takes data (``ChannelLink``), so one channel's flood 
 megabytes ahead of another's keystroke echo, whatever windows the client grants.
 Timers enforce the login grace time, the idle timeout and time-based rekeying; a failed
 authentication attempt is answered only after a growing delay, while the socket is not read.
+Which channels the client may open, and where channel requests go, is decided in
+``server_connection_channels``.
 """
 
 from __future__ import annotations
@@ -21,21 +23,15 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sshtui.net.server_auth import AuthAttemptEvent, CredentialChecker, Verdict
-from sshtui.net.server_channel import ChannelHandler, ChannelLink
-from sshtui.net.server_forward import (
-    ForwardRequests,
-    RemoteForwards,
-    SocketBridge,
-    connect_direct,
-    target_allowed,
-)
+from sshtui.net.server_channel import ChannelHandler
+from sshtui.net.server_connection_channels import ConnectionChannels
+from sshtui.net.server_forward import ForwardRequests, RemoteForwards, SocketBridge
 from sshtui.net.server_session import SessionHandler
 from sshtui.ssh.channels import events as ce
 from sshtui.ssh.connection import Event, ServerConnection
-from sshtui.ssh.constants import DisconnectReason, OpenFailureReason
+from sshtui.ssh.constants import DisconnectReason
 from sshtui.ssh.errors import LocalProtocolError, SSHError
 from sshtui.ssh.events import Disconnected, KexCompleted
-from sshtui.ssh.messages import connection as m
 from sshtui.ssh.userauth_server import TooManyAttempts
 
 if TYPE_CHECKING:
@@ -49,7 +45,7 @@ SEND_LOW_WATER = 16 * 1024
 KERNEL_UNSENT_LIMIT = 128 * 1024  # TCP_NOTSENT_LOWAT: unsent bytes the kernel queues before ours
 
 
-class ConnectionHandler(asyncio.Protocol):
+class ConnectionHandler(ConnectionChannels, asyncio.Protocol):
     """Socket, timers, authentication decisions and the channel handlers of one client."""
 
     def __init__(self, server: SSHServer, number: int) -> None:
@@ -180,6 +176,10 @@ class ConnectionHandler(asyncio.Protocol):
             self._on_channel_request(event)
         elif isinstance(event, ce.ChannelRequestRejected):
             log.info("%s ch%d: request refused: %s", self.label, event.local_id, event.reason)
+        elif isinstance(event, ce.GlobalRequestRejected):
+            log.info("%s: global request refused: %s", self.label, event.reason)
+        elif isinstance(event, ce.ChannelOpenRejected):
+            log.info("%s: channel open refused: %s", self.label, event.reason)
         elif isinstance(event, ce.ChannelClosed):
             self._sessions.pop(event.local_id, None)
             handler = self._handlers.pop(event.local_id, None)
@@ -250,97 +250,6 @@ class ConnectionHandler(asyncio.Protocol):
         if self._sock is not None and not self._sock.is_closing():
             self._sock.resume_reading()
         self._flush()
-
-    # -- channels (RFC 4254 §5-§7)
-
-    def _link(self, local_id: int, what: str) -> ChannelLink:
-        layer = self.conn.require_channels()
-        return ChannelLink(layer, local_id, self._flush, f"{self.label} ch{local_id} {what}", self._backed_up)
-
-    def _on_open_request(self, event: ce.ChannelOpenRequested) -> None:
-        layer = self.conn.require_channels()
-        body, local_id = event.type_data, event.local_id
-        if isinstance(body, m.Session):
-            limit = self.options.max_sessions
-            if len(self._sessions) >= limit:
-                log.warning("%s: session refused: %d sessions open already", self.label, len(self._sessions))
-                shortage = OpenFailureReason.RESOURCE_SHORTAGE
-                layer.reject_open(local_id, shortage, f"too many sessions (limit {limit})")
-                return
-            session = SessionHandler(self._link(local_id, "session"), self._policy)
-            self._sessions[local_id] = session
-            self._unreaped.add(session)
-            session.reaped.add_done_callback(lambda _: self._unreaped.discard(session))
-            self._handlers[local_id] = session
-            layer.accept_open(local_id)
-        elif type(body) is m.DirectTcpip:  # not its subclass ForwardedTcpip, which only servers open
-            if not target_allowed(body.address, self.options.allow_forward_to_any):
-                log.warning("%s: direct-tcpip to %.64r port %d refused: not a loopback address "
-                            "(start the server with --allow-forward-to-any to allow it)",
-                            self.label, body.address, body.port)
-                layer.reject_open(local_id, OpenFailureReason.ADMINISTRATIVELY_PROHIBITED,
-                                  "forwarding is allowed to this machine's loopback addresses only")
-                return
-            self._spawn(self._connect_direct(local_id, body))
-        else:
-            log.info("%s: %.64r channel refused: not supported", self.label, event.channel_type)
-            layer.reject_open(local_id, OpenFailureReason.UNKNOWN_CHANNEL_TYPE,
-                              f"{event.channel_type[:64]} channels are not supported")
-
-    async def _connect_direct(self, local_id: int, body: m.DirectTcpip) -> None:
-        target = f"{body.address!r:.66}:{body.port}"
-        bridge = SocketBridge(f"{self.label} ch{local_id} -> {target}")
-        try:
-            await connect_direct(body.address, body.port, bridge)
-        except (OSError, TimeoutError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-            log.info("%s: direct-tcpip to %s failed: %s", self.label, target, reason)
-            if not self.conn.is_closed:
-                failed, description = OpenFailureReason.CONNECT_FAILED, f"connect to {target}: {reason}"
-                self.conn.require_channels().reject_open(local_id, failed, description)
-                self._flush()
-            return
-        if self.conn.is_closed:
-            bridge.on_closed()
-            return
-        self.conn.require_channels().accept_open(local_id)
-        link = self._link(local_id, f"direct-tcpip {target}")
-        self._handlers[local_id] = bridge
-        log.info("%s: forwarding to %s", link.label, target)
-        bridge.on_open(link)
-        self._flush()
-
-    def _open_forwarded(self, body: m.ForwardedTcpip, bridge: SocketBridge) -> None:
-        if self.conn.is_closed:
-            raise LocalProtocolError("the connection is closing")
-        layer = self.conn.require_channels()
-        local_id = layer.open_forwarded_tcpip(
-            body.address, body.port, body.originator_address, body.originator_port, self._loop.time()
-        )
-        self._opening[local_id] = bridge
-        self._flush()
-
-    def _on_our_open_answered(self, event: ce.ChannelOpened | ce.ChannelOpenFailed) -> None:
-        bridge = self._opening.pop(event.local_id, None)
-        if bridge is None:
-            return
-        if isinstance(event, ce.ChannelOpenFailed):
-            bridge.on_open_failed(event.description)
-            return
-        self._handlers[event.local_id] = bridge
-        bridge.on_open(self._link(event.local_id, "forwarded-tcpip"))
-
-    def _on_channel_request(self, event: ce.ChannelRequestReceived) -> None:
-        handler = self._handlers.get(event.local_id)
-        ok = handler.on_request(event.request) if handler is not None else False
-        if event.want_reply:
-            with contextlib.suppress(LocalProtocolError):
-                self.conn.require_channels().reply_request(event.local_id, ok)
-
-    def _reply_global(self, ok: bool, data: bytes) -> None:
-        if not self.conn.is_closed:
-            self.conn.require_channels().reply_global(ok, data)
-            self._flush()
 
     # -- timers
 

@@ -33,7 +33,8 @@ from sshtui.ssh.events import (
     TransportEvent,
 )
 from sshtui.ssh.snapshot import TransportSnapshot
-from sshtui.ssh.transport import Role, Transport
+from sshtui.ssh.transport import Transport
+from sshtui.ssh.transport_machine import Role
 from sshtui.ssh.userauth_client import ClientAuth
 from sshtui.ssh.userauth_events import AuthAttempt, AuthEvent, AuthSucceeded, ServerAuthEvent
 from sshtui.ssh.userauth_server import ServerAuth, ServerAuthState

@@ -1,5 +1,4 @@
-"""From a finished key exchange to per-direction packet keys (RFC 4253 §7.2), and the
-RFC 4344 §3.2 rekey limits that depend on the negotiated cipher."""
+"""From a finished key exchange to per-direction packet keys (RFC 4253 §7.2)."""
 
 from __future__ import annotations
 
@@ -11,16 +10,6 @@ from sshtui.ssh.negotiate import Negotiated
 from sshtui.ssh.packet import DirectionKeys
 
 AEAD_CIPHERS = frozenset(name for name, spec in CIPHERS.items() if spec.is_aead)
-
-# Signature algorithms a server accepts for publickey auth, announced in EXT_INFO (RFC 8308 §3.1).
-SERVER_SIG_ALGS = (
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "rsa-sha2-512",
-    "rsa-sha2-256",
-)
 
 
 def _direction(
@@ -44,12 +33,3 @@ def build_keys(
     c2s = _direction(negotiated.cipher_c2s, negotiated.mac_c2s, outcome, session_id, b"ACE")
     s2c = _direction(negotiated.cipher_s2c, negotiated.mac_s2c, outcome, session_id, b"BDF")
     return c2s, s2c
-
-
-def rekey_byte_limit(*ciphers: str) -> int:
-    """RFC 4344 §3.2: rekey after 2**(L/4) blocks of L bits; 1 GiB for 64-bit-block ciphers."""
-    limits = []
-    for name in ciphers:
-        block = CIPHERS[name].block_size
-        limits.append((1 << (block * 2)) * block if block >= 16 else 1 << 30)
-    return min(limits)

@@ -20,7 +20,8 @@ The file is TOML 1.0 (read with tomllib, written with tomli-w), one table per ho
 
 Fields this version does not know are kept as they are (a newer sshtui may have written them) and
 reported as warnings. Secrets never go here: see ``sshtui.store.secrets``. Saving rewrites the file,
-so comments are lost; the previous version is kept next to it as ``hosts.toml.bak``.
+so comments are lost; the previous version is kept next to it as ``hosts.toml.bak``. The check each
+field passes is in ``hosts_fields``; ``hosts_import`` makes saved hosts of ssh_config entries.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import os
 import re
 import tomllib
@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import tomli_w
 
-from sshtui.forward_spec import ForwardKind, ForwardSpecError, parse_forward
 from sshtui.ssh.errors import SSHError
 from sshtui.store.atomic import atomic_write
+from sshtui.store.hosts_fields import ALGORITHM_OPTIONS, FIELD_VALIDATORS, NAME_PATTERN, InvalidField, shown
 from sshtui.store.paths import ensure_private_dir, hosts_file
 
 if TYPE_CHECKING:
@@ -54,24 +54,6 @@ BACKUP_SUFFIX: Final = ".bak"
 PRIVATE_FILE_MODE: Final = 0o600
 MAX_FILE_BYTES: Final = 4 * 1024 * 1024  # a mistaken path (a device, a huge log) must not eat memory
 HEADER: Final = "# sshtui saved hosts. Written by sshtui: comments here are not kept.\n\n"
-
-NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]+")
-# Algorithm override fields and the ssh_config(5) option each one stands for.
-ALGORITHM_OPTIONS: Final = {
-    "kex_algorithms": "KexAlgorithms",
-    "ciphers": "Ciphers",
-    "macs": "MACs",
-    "host_key_algorithms": "HostKeyAlgorithms",
-}
-_HOSTNAME = re.compile(r"[\w.:%-]+")
-_USER = re.compile(r"[^\s:\x00-\x1f\x7f]+")
-_TAG = re.compile(r"[\w.+-]+")
-_COLOR = re.compile(r"[A-Za-z][A-Za-z0-9_]*|#[0-9A-Fa-f]{3}|#[0-9A-Fa-f]{6}")
-_ALGORITHM_LIST = re.compile(r"[+^-]?[\w@.*?+-]+(?:,[\w@.*?+-]+)*")
-_JUMP = re.compile(r"(?:ssh://)?(?:([^@\s/]+)@)?(\[[\w:.%]+\]|[\w.-]+)(?::(\d{1,5}))?")
-_FORWARD = re.compile(r"-([LRD])\s*(\S+)")
-_FORWARD_KINDS: Final[dict[str, ForwardKind]] = {"L": "local", "R": "remote", "D": "dynamic"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
@@ -81,103 +63,6 @@ class HostsError(SSHError):
 
 class HostsFileError(HostsError):
     """``hosts.toml`` cannot be read, parsed, validated or written; the message names the file."""
-
-
-def _show(value: object) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-class _Invalid(Exception):
-    """One field's problem, before we know which host and file to name."""
-
-
-# --- field validation ------------------------------------------------------------------------------
-
-
-def _text(value: object, pattern: re.Pattern[str] | None, expected: str) -> str:
-    if not isinstance(value, str) or not value or (pattern is not None and not pattern.fullmatch(value)):
-        raise _Invalid(f"must be {expected}, got {_show(value)}")
-    if value.startswith("-") and pattern in (_HOSTNAME, _USER):
-        raise _Invalid(f"must not start with '-', got {_show(value)}")  # would read as an option
-    return value
-
-
-def _optional_text(pattern: re.Pattern[str] | None, expected: str) -> Callable[[object], str | None]:
-    return lambda value: None if value is None else _text(value, pattern, expected)
-
-
-def _port(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise _Invalid(f"must be an integer 1-65535, got {_show(value)}")
-    return value
-
-
-def _text_list(check: Callable[[str], str], expected: str) -> Callable[[object], tuple[str, ...]]:
-    def validate(value: object) -> tuple[str, ...]:
-        if not isinstance(value, list | tuple):
-            raise _Invalid(f"must be a list of {expected}, got {_show(value)}")
-        checked: list[str] = []
-        for item in value:
-            if not isinstance(item, str) or not item or _CONTROL.search(item):
-                raise _Invalid(f"must be a list of {expected}, got {_show(item)} in it")
-            checked.append(check(item))
-        return tuple(dict.fromkeys(checked))
-
-    return validate
-
-
-def _jump(text: str) -> str:
-    found = _JUMP.fullmatch(text)
-    if found is None or (found.group(3) and not 1 <= int(found.group(3)) <= 65535):
-        raise _Invalid(f"must be a list of saved host names or [user@]host[:port], got {_show(text)}")
-    return text
-
-
-def _forward(text: str) -> str:
-    found = _FORWARD.fullmatch(text.strip())
-    if found is None:
-        raise _Invalid(f'must be a list of "-L/-R/-D SPEC" forwards, got {_show(text)}')
-    try:
-        spec = parse_forward(_FORWARD_KINDS[found.group(1)], found.group(2))
-    except ForwardSpecError as exc:
-        raise _Invalid(f"has a bad entry: {exc}") from None
-    return spec.label
-
-
-def _notes(value: object) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"must be a string, got {_show(value)}")
-    return value
-
-
-def _timestamp(value: object) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise _Invalid(f"must be a date and time such as 2025-01-31T12:00:00Z, got {_show(value)}")
-    # A local date-time without an offset is read as UTC, which is what we write.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-_VALIDATORS: Final[dict[str, Callable[[object], object]]] = {
-    "name": lambda v: _text(v, NAME_PATTERN, "letters, digits, '.', '_' or '-'"),
-    "hostname": lambda v: _text(v, _HOSTNAME, "a host name or IP address"),
-    "port": _port,
-    "user": _optional_text(_USER, "a user name without spaces or ':'"),
-    "identity_files": _text_list(lambda s: s, "key file paths"),
-    "jump_hosts": _text_list(_jump, "saved host names or [user@]host[:port]"),
-    "forwards": _text_list(_forward, "-L/-R/-D forwards"),
-    "tags": _text_list(lambda s: _text(s, _TAG, "tags of letters, digits, '.', '_', '+' or '-'"), "tags"),
-    "color": _optional_text(_COLOR, "a color name or #rrggbb"),
-    "notes": _notes,
-    **{
-        name: _optional_text(_ALGORITHM_LIST, "an OpenSSH algorithm list such as \"+ssh-rsa\"")
-        for name in ALGORITHM_OPTIONS
-    },
-    "created": _timestamp,
-    "updated": _timestamp,
-}
 
 
 # --- the model -------------------------------------------------------------------------------------
@@ -207,11 +92,11 @@ class Host:
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        label = self.name if isinstance(self.name, str) else _show(self.name)
-        for name, validate in _VALIDATORS.items():
+        label = self.name if isinstance(self.name, str) else shown(self.name)
+        for name, validate in FIELD_VALIDATORS.items():
             try:
                 object.__setattr__(self, name, validate(getattr(self, name)))
-            except _Invalid as exc:
+            except InvalidField as exc:
                 raise HostsError(f'host "{label}": {name} {exc}') from None
 
     @property
@@ -285,10 +170,10 @@ def _parse_document(path: Path, data: bytes) -> tuple[dict[str, Any], list[Host]
         raise HostsFileError(f"{path}: invalid TOML at {where}{problem}") from None
     version = document.get("version", FORMAT_VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise HostsFileError(f"{path}: version must be a positive integer, got {_show(version)}")
+        raise HostsFileError(f"{path}: version must be a positive integer, got {shown(version)}")
     tables = document.get("hosts", {})
     if not isinstance(tables, dict):
-        raise HostsFileError(f'{path}: "hosts" must be a table of hosts ([hosts.NAME]), got {_show(tables)}')
+        raise HostsFileError(f'{path}: "hosts" must be a table of hosts ([hosts.NAME]), got {shown(tables)}')
     warnings = [f'{path}: unknown top-level key "{key}" kept as it is' for key in document
                 if key not in ("version", "hosts")]
     if version > FORMAT_VERSION:
@@ -296,7 +181,7 @@ def _parse_document(path: Path, data: bytes) -> tuple[dict[str, Any], list[Host]
     hosts = []
     for name, table in tables.items():
         if not isinstance(table, dict):
-            raise HostsFileError(f'{path}: host "{name}" must be a table [hosts.{name}], got {_show(table)}')
+            raise HostsFileError(f'{path}: host "{name}" must be a table [hosts.{name}], got {shown(table)}')
         try:
             host, host_warnings = Host.from_table(name, table)
         except HostsError as exc:
@@ -434,14 +319,16 @@ class HostStore:
         and user match a saved host, is skipped, and so is one we cannot represent (ProxyCommand).
         Nothing is written until ``save()``.
         """
-        config = source if source is not None and not isinstance(source, Path) else _read_ssh_config(source)
+        from sshtui.store.hosts_import import imported_host, read_ssh_config  # it builds on Host
+
+        config = source if source is not None and not isinstance(source, Path) else read_ssh_config(source)
         added: list[Host] = []
         skipped: list[SkippedHost] = []
         for alias in config.host_names():
             try:
                 if alias in self._hosts:
                     raise HostsError("a saved host already has this name")
-                host = _imported_host(alias, config)
+                host = imported_host(alias, config)
                 same = self.find_same(host.hostname, host.port, host.user)
                 if same is not None:
                     raise HostsError(f'same host name, port and user as saved host "{same.name}"')
@@ -451,51 +338,6 @@ class HostStore:
             added.append(self.add(host))
         return added, skipped
 
-
-def _read_ssh_config(path: Path | None) -> SshConfig:
-    from sshtui.store.ssh_config import load_ssh_config
-
-    # Only what the user wrote: the system-wide file applies when connecting anyway.
-    return load_ssh_config(Path.home(), path, system_file=None)
-
-
-def _imported_host(alias: str, config: SshConfig) -> Host:
-    """The saved-host form of one ssh_config entry; ``SSHError`` says why it cannot be saved."""
-    if not NAME_PATTERN.fullmatch(alias):
-        raise HostsError("the name is not letters, digits, '.', '_' and '-' only")
-    resolved = config.resolve(alias)
-    if resolved.proxy_command is not None:
-        raise HostsError("uses ProxyCommand, which a saved host cannot express")
-    user = resolved.get("User")
-    forwards = [
-        f"{flag} {':'.join(value.args)}"
-        for flag, option in (("-L", "LocalForward"), ("-R", "RemoteForward"), ("-D", "DynamicForward"))
-        for value in resolved.all(option)
-    ]
-    algorithms: dict[str, Any] = {}
-    for name, option in ALGORITHM_OPTIONS.items():
-        value = resolved.get(option)
-        if value is not None:
-            algorithms[name] = value.value
-    keys = [p for p in resolved.identity_files if p.name.lower() != "none"]
-    try:
-        return Host(
-            name=alias,
-            hostname=resolved.hostname,
-            port=resolved.port,
-            user=None if user is None else user.value,
-            identity_files=tuple(_home_relative(path, config.home or Path.home()) for path in keys),
-            jump_hosts=tuple(resolved.proxy_jump.split(",")) if resolved.proxy_jump else (),
-            forwards=tuple(forwards),
-            **algorithms,
-        )
-    except HostsError as exc:
-        raise HostsError(exc.message.removeprefix(f'host "{alias}": ')) from None
-
-
-def _home_relative(path: Path, home: Path) -> str:
-    # "~/.ssh/id" keeps working if the home directory moves; ssh_config resolution expanded it.
-    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
 
 
 def _write_private(path: Path, data: bytes) -> None:

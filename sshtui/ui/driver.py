@@ -35,13 +35,9 @@ from sshtui.net.trust import (
     TrustPolicy,
     UnknownHostQuestion,
 )
-from sshtui.options import (
-    ConnectionSettings,
-    OptionError,
-    build_client_options,
-    effective_jumps,
-    resolve_settings,
-)
+from sshtui.options import ConnectionSettings, effective_jumps, resolve_settings
+from sshtui.options_client import build_client_options
+from sshtui.options_syntax import OptionError
 from sshtui.prompts import Prompter
 from sshtui.ssh.connection import ConnectionSnapshot
 from sshtui.ssh.errors import SSHError

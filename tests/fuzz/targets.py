@@ -32,8 +32,9 @@ from sshtui.ssh.messages import transport as mt
 from sshtui.ssh.messages import userauth as mu
 from sshtui.ssh.negotiate import negotiate
 from sshtui.ssh.packet import DirectionKeys, PacketReader, PacketWriter
-from sshtui.ssh.transport import Role, Transport
+from sshtui.ssh.transport import Transport
 from sshtui.ssh.transport_keys import AEAD_CIPHERS
+from sshtui.ssh.transport_machine import Role
 from sshtui.ssh.userauth_client import ClientAuth
 from sshtui.ssh.version import VersionParser
 

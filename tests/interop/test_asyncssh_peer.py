@@ -9,7 +9,8 @@ import warnings
 import pytest
 
 from sshtui.net.auth import AuthOptions
-from sshtui.net.client import ClientOptions, connect
+from sshtui.net.client import ClientOptions
+from sshtui.net.client_connect import connect
 from sshtui.ssh.config import DEFAULT_CIPHERS, DEFAULT_KEX, TransportConfig
 from sshtui.ssh.crypto.hostkeys import PrivateKey, openssh_public_line
 

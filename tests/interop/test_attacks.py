@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from sshtui.net.auth import AuthOptions
-from sshtui.net.client import ClientOptions, SSHClient, connect
+from sshtui.net.client import ClientOptions, SSHClient
+from sshtui.net.client_connect import connect
 from sshtui.ssh import events as te
 from sshtui.ssh.channels import events as ce
 from sshtui.ssh.connection import ServerConnection

@@ -26,11 +26,13 @@ import pytest
 
 from sshtui.forward_command import ForwardSession, jump_options
 from sshtui.forward_spec import ForwardSpec, parse_forward
-from sshtui.net.client import SSHClient, connect
+from sshtui.net.client import SSHClient
+from sshtui.net.client_connect import connect
 from sshtui.net.forward_snapshot import ForwardState
 from sshtui.net.jump import connect_through
 from sshtui.net.reconnect import BackoffPolicy, FixedClient, Reconnector
-from sshtui.options import ConnectionSettings, build_client_options, resolve_settings
+from sshtui.options import ConnectionSettings, resolve_settings
+from sshtui.options_client import build_client_options
 from sshtui.prompts import Prompter
 from sshtui.ssh.errors import SSHError
 from tests.sshd_fixture import SshdFactory, SshdServer, free_port

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from sshtui.net.client import connect
+from sshtui.net.client_connect import connect
 from sshtui.net.trust import TrustOutcome
-from sshtui.options import build_client_options, resolve_settings
+from sshtui.options import resolve_settings
+from sshtui.options_client import build_client_options
 from sshtui.prompts import Prompter
 from sshtui.ssh.errors import HostKeyRejected
 from tests.sshd_fixture import KeyCache, SshdFactory, SshdServer

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from sshtui.net.client import connect
+from sshtui.net.client_connect import connect
 from sshtui.net.hostkey_rotation import (
     HostKeyProofError,
     HostKeyUpdater,
@@ -23,7 +23,8 @@ from sshtui.net.hostkey_rotation import (
     plan_rotation,
     verify_proofs,
 )
-from sshtui.options import build_client_options, resolve_settings
+from sshtui.options import resolve_settings
+from sshtui.options_client import build_client_options
 from sshtui.prompts import Prompter
 from sshtui.ssh.crypto.hostkeys import public_blob_of
 from sshtui.store.known_hosts import KnownHosts

@@ -8,7 +8,8 @@ import hashlib
 import pytest
 
 from sshtui.net.auth import AuthOptions
-from sshtui.net.client import ClientOptions, connect
+from sshtui.net.client import ClientOptions
+from sshtui.net.client_connect import connect
 from sshtui.ssh.config import TransportConfig
 
 pytestmark = pytest.mark.interop

@@ -11,7 +11,7 @@ import pytest
 
 from sshtui.ssh.config import DEFAULT_CIPHERS, DEFAULT_KEX, OPTIONAL_KEX, OPTIONAL_MACS, TransportConfig
 from sshtui.ssh.events import Disconnected, KexCompleted, ServiceAccepted
-from sshtui.ssh.transport import Phase
+from sshtui.ssh.transport_machine import Phase
 
 from .transport_client import connect
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from sshtui.ssh.config import TransportConfig
 from sshtui.ssh.events import Disconnected, HostKeyReceived, KexCompleted, ServiceAccepted, TransportEvent
-from sshtui.ssh.transport import Role, Transport
+from sshtui.ssh.transport import Transport
+from sshtui.ssh.transport_machine import Role
 
 
 @dataclass

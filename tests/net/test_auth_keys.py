@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sshtui.net.auth import MAX_PASSPHRASE_TRIES, AuthenticationFailed, AuthOptions
-from sshtui.net.client import ClientOptions, connect
+from sshtui.net.client import ClientOptions
+from sshtui.net.client_connect import connect
 from sshtui.net.server import ServerOptions, SSHServer, start_server
 from sshtui.net.server_auth import AuthorizedKeys, PasswordFile, hash_password
 from sshtui.ssh.crypto.hostkeys import PrivateKey, openssh_public_line

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from sshtui.net.auth import AuthOptions
-from sshtui.net.client import ClientOptions, ConnectTimeout, connect
+from sshtui.net.client import ClientOptions
+from sshtui.net.client_connect import ConnectTimeout, connect
 from sshtui.ssh.channels.manager import ConnectionLayer
 from sshtui.ssh.config import TransportConfig
 from sshtui.ssh.crypto.ciphers import CIPHERS

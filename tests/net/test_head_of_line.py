@@ -13,7 +13,9 @@ import pytest
 
 from sshtui.net.auth import AuthOptions
 from sshtui.net.channel import Channel, Outbox
-from sshtui.net.client import INTERACTIVE_WINDOW, ClientOptions, SSHClient, connect
+from sshtui.net.client import ClientOptions, SSHClient
+from sshtui.net.client_channels import INTERACTIVE_WINDOW
+from sshtui.net.client_connect import connect
 from sshtui.net.server import ServerOptions, SSHServer, start_server
 from sshtui.net.server_auth import AuthorizedKeys
 from sshtui.net.server_connection import SEND_HIGH_WATER, ConnectionHandler

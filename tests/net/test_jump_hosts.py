@@ -16,7 +16,8 @@ import pytest
 from sshtui.net.jump import connect_through, hop_settings
 from sshtui.net.server import ServerOptions, SSHServer, start_server
 from sshtui.net.server_auth import AuthorizedKeys
-from sshtui.options import build_client_options, effective_jumps, resolve_settings
+from sshtui.options import effective_jumps, resolve_settings
+from sshtui.options_client import build_client_options
 from sshtui.prompts import Prompter
 from sshtui.ssh.crypto.hostkeys import PrivateKey, openssh_public_line
 from sshtui.store.hosts import Host, HostStore

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from sshtui.net.auth import AuthOptions
-from sshtui.net.client import ClientOptions, SSHClient, connect
+from sshtui.net.client import ClientOptions, SSHClient
+from sshtui.net.client_connect import connect
 from sshtui.net.server import ServerOptions, start_server
 from sshtui.net.server_auth import AuthorizedKeys
 from sshtui.ssh.crypto.hostkeys import PrivateKey, openssh_public_line

@@ -26,7 +26,8 @@ with warnings.catch_warnings():
 
 from sshtui.net.auth import AuthenticationFailed, AuthOptions
 from sshtui.net.channel import Channel, ChannelOpenError
-from sshtui.net.client import ClientOptions, SSHClient, connect
+from sshtui.net.client import ClientOptions, SSHClient
+from sshtui.net.client_connect import connect
 from sshtui.net.server import ServerOptions, SSHServer, start_server
 from sshtui.net.server_auth import AuthorizedKeys, PasswordFile, ServerConfigError, hash_password
 from sshtui.ssh.config import TransportConfig

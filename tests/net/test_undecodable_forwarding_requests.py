@@ -82,6 +82,7 @@ async def test_undecodable_forwarding_requests_are_refused_and_the_connection_li
     server: SSHServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, "paramiko.transport")
+    caplog.set_level(logging.INFO, "sshtui.server")
     outcome = await asyncio.to_thread(_bad_requests_then_exec, server.port)
     assert outcome.bad_forward_answers == [None, None, None]  # None: REQUEST_FAILURE
     assert outcome.bad_open.code == OpenFailureReason.CONNECT_FAILED
@@ -89,3 +90,7 @@ async def test_undecodable_forwarding_requests_are_refused_and_the_connection_li
     assert "open FAILED: direct-tcpip: port 70000 is not a TCP port" in caplog.text
     assert 0 < outcome.good_forward_port <= 0xFFFF
     assert outcome.output == b"alive\n" and outcome.exit_status == 0 and outcome.still_active
+    # The server's log says what it refused and why, one line each.
+    server_lines = [r.getMessage() for r in caplog.records if r.name == "sshtui.server"]
+    assert sum("global request refused: tcpip-forward" in line for line in server_lines) == 2
+    assert any("channel open refused: direct-tcpip: port 70000" in line for line in server_lines)

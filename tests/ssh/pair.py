@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from sshtui.ssh.config import TransportConfig
 from sshtui.ssh.crypto.hostkeys import PrivateKey
 from sshtui.ssh.events import HostKeyReceived, TransportEvent
-from sshtui.ssh.transport import Role, Transport
+from sshtui.ssh.transport import Transport
+from sshtui.ssh.transport_machine import Role
 
 _HOST_KEYS: dict[str, PrivateKey] = {}
 

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sshtui.net.trust import HostCertificateInvalid, HostKeyRevoked, TrustPolicy, certificates_first
-from sshtui.options import ConnectionSettings, host_key_offer
+from sshtui.options import ConnectionSettings
+from sshtui.options_client import host_key_offer
 from sshtui.ssh.crypto.certificates import (
     FOREVER,
     Certificate,

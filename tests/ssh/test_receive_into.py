@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from sshtui.ssh.errors import LocalProtocolError, MacError
 from sshtui.ssh.events import HostKeyReceived, PayloadReceived
 from sshtui.ssh.packet import DEFAULT_MAX_PACKET_LENGTH, RECEIVE_BUFFER_SIZE, PacketReader, PacketWriter
-from sshtui.ssh.transport import Phase, Transport
+from sshtui.ssh.transport import Transport
+from sshtui.ssh.transport_machine import Phase
 from tests.ssh.pair import Pair, make_pair
 from tests.ssh.test_packet import FAMILIES, FAMILY_IDS, make_keys, not_newkeys
 

@@ -18,7 +18,8 @@ from sshtui.ssh.events import (
     VersionReceived,
 )
 from sshtui.ssh.messages.transport import Ignore
-from sshtui.ssh.transport import Phase, Role, Transport
+from sshtui.ssh.transport import Transport
+from sshtui.ssh.transport_machine import Phase, Role
 
 from .pair import Pair, host_key, make_pair
 

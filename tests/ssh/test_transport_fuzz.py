@@ -11,7 +11,8 @@ from sshtui.ssh.errors import ProtocolError
 from sshtui.ssh.events import Disconnected
 from sshtui.ssh.messages.transport import KexInit
 from sshtui.ssh.packet import PacketWriter
-from sshtui.ssh.transport import Phase, Role, Transport
+from sshtui.ssh.transport import Transport
+from sshtui.ssh.transport_machine import Phase, Role
 
 from .pair import host_key
 

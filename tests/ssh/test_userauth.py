@@ -30,7 +30,8 @@ from sshtui.ssh.messages.userauth import (
     UserauthPkOk,
     UserauthSuccess,
 )
-from sshtui.ssh.transport import Role, Transport
+from sshtui.ssh.transport import Transport
+from sshtui.ssh.transport_machine import Role
 from sshtui.ssh.userauth_client import MAX_BANNER_BYTES, MAX_BANNERS, ClientAuth, ClientAuthState
 from sshtui.ssh.userauth_events import (
     AuthBanner,

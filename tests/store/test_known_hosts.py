@@ -21,15 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sshtui.ssh.crypto.hostkeys import PrivateKey, fingerprint_sha256
-from sshtui.store.known_hosts import (
-    KnownHosts,
-    KnownHostsError,
-    add,
-    entry_line,
-    host_lookup_name,
-    remove,
-    split_host_port,
-)
+from sshtui.store.known_hosts import KnownHosts
+from sshtui.store.known_hosts_edit import add, entry_line, remove
+from sshtui.store.known_hosts_format import KnownHostsError, host_lookup_name, split_host_port
 from tests.sshd_fixture import SshdServer, ssh_client_binary
 
 SSH_KEYGEN = shutil.which("ssh-keygen")

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sshtui import cli
-from sshtui.options import OptionError, resolve_settings
+from sshtui.options import resolve_settings
+from sshtui.options_syntax import OptionError
 from sshtui.store.ssh_config import (
     LocalContext,
     ResolvedHost,

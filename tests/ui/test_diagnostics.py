@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from sshtui.net.auth import AuthOptions
-from sshtui.net.client import ClientOptions, SSHClient, connect
+from sshtui.net.client import ClientOptions, SSHClient
+from sshtui.net.client_connect import connect
 from sshtui.net.forward_snapshot import ForwardSnapshot, ForwardState
 from sshtui.ssh.crypto.hostkeys import fingerprint_sha256
 from sshtui.ssh.transport_snapshot import session_id_fingerprint

@@ -13,7 +13,8 @@ import pytest
 from textual.app import App, ComposeResult
 
 from sshtui.net.auth import AuthOptions
-from sshtui.net.client import ClientOptions, SSHClient, connect
+from sshtui.net.client import ClientOptions, SSHClient
+from sshtui.net.client_connect import connect
 from sshtui.ssh.config import TransportConfig
 from sshtui.ssh.connection import ConnectionSnapshot
 from sshtui.ui.widgets.side_panel import BAR_WIDTH, Liveness, SidePanel, bar, sparkline

@@ -10,7 +10,8 @@ import pytest
 from textual.app import App, ComposeResult
 
 from sshtui.net.auth import AuthOptions
-from sshtui.net.client import ClientOptions, SSHClient, connect
+from sshtui.net.client import ClientOptions, SSHClient
+from sshtui.net.client_connect import connect
 from sshtui.ssh.snapshot import TimelineEntry
 from sshtui.ui.widgets.timeline import HandshakeTimeline, after_newkeys, waterfall_rows
 from tests.ui.conftest import PASSWORD, USER_KEY, Embedded

@@ -13,7 +13,8 @@ import pytest
 from textual.app import App
 
 from sshtui.net.auth import AuthOptions
-from sshtui.net.client import ClientOptions, connect
+from sshtui.net.client import ClientOptions
+from sshtui.net.client_connect import connect
 from sshtui.net.hostkey_rotation import LearnedRotation
 from sshtui.ssh.crypto.hostkeys import PrivateKey, fingerprint_sha256, openssh_public_line
 from sshtui.ui.screens.dialogs import ConfirmDialog

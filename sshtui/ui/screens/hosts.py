@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList
 from textual.widgets.option_list import Option
 
-from sshtui.options import OptionError, parse_destination
+from sshtui.options_syntax import OptionError, parse_destination
 from sshtui.store.hosts import Host, HostsError, HostStore
 from sshtui.ui.driver import ConnectionView, ConnState
 from sshtui.ui.models import (

@@ -23,7 +23,8 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 from sshtui.net.hostkey_rotation import LearnedRotation
 from sshtui.ssh.errors import SSHError
 from sshtui.store import known_hosts
-from sshtui.store.known_hosts import KnownHostEntry, KnownHosts, KnownHostsError, TrustDecision
+from sshtui.store.known_hosts import KnownHosts, TrustDecision
+from sshtui.store.known_hosts_format import KnownHostEntry, KnownHostsError
 from sshtui.ui.screens.dialogs import ConfirmDialog, SecretDialog
 
 # Fetch the host key a server presents now: (host, port) -> key blob. Raise SSHError or OSError.
