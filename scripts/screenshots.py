@@ -2,10 +2,11 @@
 
 Run from the repository root: ``python scripts/screenshots.py [OUTPUT_DIR]``. Pictures: the hosts
 screen, the unknown-host-key dialog, a shell with the side panel, the handshake timeline, the
-forwards dashboard, the trust manager and the changed-host-key screen. Everything happens in a
-temporary directory (HOME, saved hosts, known_hosts, keys; paths are given relative to it so none
-of this machine's paths end up in the pictures) and on 127.0.0.1; the user's own files are never
-read. Host keys are generated on each run, so fingerprints differ from one run to the next.
+forwards dashboard, a forward's own tab, the trust manager and the changed-host-key screen.
+Everything happens in a temporary directory (HOME, saved hosts, known_hosts, keys; paths are given
+relative to it so none of this machine's paths end up in the pictures) and on 127.0.0.1; the user's
+own files are never read. Host keys are generated on each run, so fingerprints differ from one run
+to the next.
 """
 
 from __future__ import annotations
@@ -65,12 +66,14 @@ async def serve_page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
     await reader.readline()
     writer.write(PAGE)
     await writer.drain()
+    await reader.read()  # the client says when it is done
     writer.close()
 
 
 async def fetch(port: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET / HTTP/1.0\r\n\r\n")
+    writer.write_eof()
     await reader.read()
     writer.close()
 
@@ -91,6 +94,7 @@ async def main(out: Path) -> int:
         from sshtui.ui.app import SshtuiApp
         from sshtui.ui.forward_manager import parse_spec_text
         from sshtui.ui.screens.dialogs import HostKeyRefusedScreen, UnknownHostKeyDialog
+        from sshtui.ui.screens.forward_pane import ForwardPane
         from sshtui.ui.screens.live import ForwardsScreen, TimelineScreen
         from sshtui.ui.screens.trust import TrustScreen
         from sshtui.ui.widgets.forwards import ForwardsTable
@@ -152,6 +156,21 @@ async def main(out: Path) -> int:
                 await pilot.pause(0.6)
                 app.save_screenshot("forwards.svg", str(out))
                 await pilot.press("escape")
+
+                # A forward's tab while a slow client holds one forwarded connection open.
+                tab = next(iter(app.session_screen.query(ForwardPane).results(ForwardPane)))
+                reader, writer = await asyncio.open_connection("127.0.0.1", int(local.rsplit(":", 1)[1]))
+                writer.write(b"GET / HTTP/1.0\r\n\r\n")
+                await reader.readexactly(4096)
+                app.session_screen.tabs.active = tab.id or ""
+                app.session_screen.action_toggle_panel()  # the whole width for the tab
+                table = tab.connections_table
+                await until(pilot, lambda: table.row_count == 1 and table.get_row_at(0)[6])  # windows shown
+                await pilot.pause(0.6)
+                app.save_screenshot("forward-tab.svg", str(out))
+                writer.close()
+                app.session_screen.action_toggle_panel()
+                app.session_screen.tabs.active = pane.id or ""
                 await app.run_action("show_hosts")
 
                 await until(pilot, lambda: app.screen is app.hosts_screen)

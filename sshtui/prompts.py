@@ -8,6 +8,10 @@ standard output minus the line end is the answer, and a non-zero exit means the 
 In BatchMode nothing is ever asked: every prompt is answered "cancelled" and unknown host keys
 are refused.
 
+Authentication tells the prompter what a password or passphrase is for (the account, the key file)
+and then whether it worked (``secret_result``), so that a prompter can offer to remember it, as the
+app's does with the keyring; this one remembers nothing.
+
 Terminal prompts block the event loop on purpose: nothing else can usefully happen during
 authentication, and Ctrl-C then interrupts the read directly so the echo setting is restored.
 """
@@ -20,6 +24,7 @@ import os
 import sys
 import termios
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -119,11 +124,19 @@ class Prompter:
             return await run_askpass(self.askpass, prompt)
         return read_tty(prompt, echo=echo, tty_path=self._tty_path)
 
-    async def password(self, prompt: str) -> str | None:
+    async def password(self, prompt: str, *, account: str | None = None) -> str | None:
+        """A login password; ``account`` (``user@host:port``) says whose, for prompters that
+        remember passwords. This one does not: it asks every time."""
         return await self.ask(prompt, echo=False)
 
-    async def passphrase(self, prompt: str) -> str | None:
+    async def passphrase(self, prompt: str, *, key_path: Path | None = None) -> str | None:
+        """The passphrase of the private key in ``key_path``; asked every time here."""
         return await self.ask(prompt, echo=False)
+
+    async def secret_result(self, secret_id: str, ok: bool) -> None:
+        """The secret last given for ``secret_id`` (its keyring name: ``passphrase:/path`` or
+        ``password:user@host:port``) decrypted the key or was accepted by the server (``ok``), or
+        not. A prompter that remembers secrets stores or forgets it now; this one keeps nothing."""
 
     async def keyboard_interactive(
         self, name: str, instruction: str, prompts: Sequence[tuple[str, bool]]

@@ -6,7 +6,13 @@ callbacks; a key's passphrase is asked only once the server said it would accept
 except for an encrypted key whose public half is hidden too (a PEM or PKCS#8 file without its
 ``.pub``): that one is unlocked first, as ssh(1) does, then offered. A passphrase is asked at most
 ``MAX_PASSPHRASE_TRIES`` times per key and connection; a key that cannot be used is skipped, and
-when authentication fails the error says which keys were skipped and why.
+when authentication fails the error says which keys were skipped and why (identity files are
+read and unlocked by ``sshtui.net.auth_keyfiles``).
+
+With a ``SecretPrompter`` the prompts say what each secret is for (the key file; ``user@host:port``)
+and the prompter hears whether it worked: a passphrase as soon as it decrypts the key or fails to,
+a password when the server answers that attempt (SUCCESS, or partial success, vs FAILURE). An
+expired password (RFC 4252 §8 PASSWD_CHANGEREQ) counts as not working: it is not worth remembering.
 """
 
 from __future__ import annotations
@@ -15,9 +21,18 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+from sshtui.net.auth_keyfiles import MAX_PASSPHRASE_TRIES as MAX_PASSPHRASE_TRIES
+from sshtui.net.auth_keyfiles import (
+    KeyFile,
+    PassphraseTriesExhausted,
+    PasswordPrompt,
+    SecretWorked,
+    key_files,
+    unlock_key_file,
+)
 from sshtui.ssh.crypto.hostkeys import KeyFormatError, PrivateKey, public_key_type
-from sshtui.ssh.crypto.userkeys import PassphraseRequired, WrongPassphrase
 from sshtui.ssh.errors import SSHError
 from sshtui.ssh.userauth_client import ClientAuth
 from sshtui.ssh.userauth_events import (
@@ -29,11 +44,8 @@ from sshtui.ssh.userauth_events import (
     PasswordChangeRequested,
     PublicKeyAccepted,
 )
-from sshtui.store.keyfiles import KeyFileError, read_private_key, read_public_half, read_public_key
 
-PasswordPrompt = Callable[[str], Awaitable[str | None]]
 KbdIntPrompt = Callable[[str, str, Sequence[tuple[str, bool]]], Awaitable[Sequence[str] | None]]
-MAX_PASSPHRASE_TRIES = 3
 MAX_PASSWORD_TRIES = 3
 
 
@@ -42,8 +54,15 @@ class AuthenticationFailed(SSHError):
     that were skipped, each with its reason."""
 
 
-class PassphraseTriesExhausted(KeyFileError):
-    """Every passphrase typed for a key was wrong."""
+class SecretPrompter(Protocol):
+    """Prompts told what each secret is for, and told afterwards whether it worked (see
+    ``sshtui.prompts.Prompter``, which implements this)."""
+
+    async def password(self, prompt: str, *, account: str | None = None) -> str | None: ...
+
+    async def passphrase(self, prompt: str, *, key_path: Path | None = None) -> str | None: ...
+
+    async def secret_result(self, secret_id: str, ok: bool) -> None: ...
 
 
 @dataclass
@@ -57,15 +76,6 @@ class Identity:
     @property
     def key_type(self) -> str:
         return public_key_type(self.blob)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyFile:
-    """An identity file, loaded only when it is to sign. ``blob`` is None while the public half is
-    unknown: the file is encrypted and hides it, so the key is unlocked before it is offered."""
-
-    path: Path
-    blob: bytes | None = field(repr=False)
 
 
 @dataclass
@@ -83,6 +93,11 @@ class AuthOptions:
     keys: Sequence[PrivateKey] = field(default_factory=tuple)  # in-memory keys, tried first
     # PubkeyAcceptedAlgorithms: signature algorithms our keys may use; None allows every one.
     pubkey_algorithms: Sequence[str] | None = None
+    # Asks in place of password_prompt and passphrase_prompt, with context, where those are set
+    # (BatchMode leaves them None, and then nothing is asked either way).
+    secret_prompter: SecretPrompter | None = None
+    # The (host, port) logged in to: with the user name, whose password is asked for.
+    destination: tuple[str, int] | None = None
 
 
 def _key_identity(key: PrivateKey, source: str) -> Identity:
@@ -90,56 +105,6 @@ def _key_identity(key: PrivateKey, source: str) -> Identity:
         return key.sign(algorithm, data)
 
     return Identity(key.public_blob, source, sign)
-
-
-def key_files(paths: Sequence[Path]) -> tuple[list[KeyFile], list[str]]:
-    """The identity files that may be offered, and ``"path: reason"`` for those that may not.
-
-    The public half comes from the ``.pub`` beside the key or, failing that, from the key file."""
-    usable: list[KeyFile] = []
-    skipped: list[str] = []
-    for path in paths:
-        pub = path.with_name(path.name + ".pub")
-        try:
-            if pub.exists():
-                usable.append(KeyFile(path, read_public_key(pub)[0]))
-                continue
-        except KeyFormatError:
-            pass  # a damaged .pub: the key file itself may still say what its public half is
-        try:
-            usable.append(KeyFile(path, read_public_half(path)))
-        except PassphraseRequired:
-            usable.append(KeyFile(path, None))
-        except KeyFormatError as exc:
-            skipped.append(exc.message)
-    return usable, skipped
-
-
-async def unlock_key_file(path: Path, prompt: PasswordPrompt | None) -> PrivateKey:
-    """The private key in ``path``, asking for its passphrase when it has one, at most
-    ``MAX_PASSPHRASE_TRIES`` times. Raises ``KeyFormatError`` whose message says why it cannot be
-    used: cancelled, no passphrase typed, wrong every time (``PassphraseTriesExhausted``), ..."""
-    passphrase: bytes | None = None
-    question = f"Enter passphrase for key '{path}': "
-    for attempt in range(MAX_PASSPHRASE_TRIES + 1):
-        try:
-            return await asyncio.to_thread(read_private_key, path, passphrase)
-        except PassphraseRequired:
-            pass
-        except WrongPassphrase:
-            if attempt == MAX_PASSPHRASE_TRIES:
-                reason = f"wrong passphrase {MAX_PASSPHRASE_TRIES} times"
-                raise PassphraseTriesExhausted(path, reason) from None
-            question = f"Bad passphrase, try again for key '{path}': "
-        if prompt is None:
-            raise KeyFileError(path, "encrypted, and no passphrase can be asked for here (BatchMode)")
-        answer = await prompt(question)
-        if answer is None:
-            raise KeyFileError(path, "passphrase entry cancelled")
-        if not answer:  # as ssh(1): an empty answer means "skip this key"
-            raise KeyFileError(path, "no passphrase given")
-        passphrase = answer.encode()
-    raise AssertionError("unreachable: the last try returns or raises")
 
 
 async def agent_identities(agent_path: str | None) -> tuple[list[Identity], object | None]:
@@ -257,7 +222,8 @@ class Authenticator:
         cannot be used (the reason is kept for the failure message)."""
         if path not in self._unlocked:
             try:
-                self._unlocked[path] = await unlock_key_file(path, self._options.passphrase_prompt)
+                prompt, worked = self._passphrase_prompt(path)
+                self._unlocked[path] = await unlock_key_file(path, prompt, worked)
             except KeyFormatError as exc:
                 self._unlocked[path] = None
                 self._skip(exc.message)
@@ -265,6 +231,35 @@ class Authenticator:
                 if isinstance(exc, PassphraseTriesExhausted) and notify is not None:
                     notify(f"{exc.message}; going on without this key")
         return self._unlocked[path]
+
+    def _passphrase_prompt(self, path: Path) -> tuple[PasswordPrompt | None, SecretWorked | None]:
+        """How to ask for ``path``'s passphrase, and whom to tell whether it worked."""
+        plain = self._options.passphrase_prompt
+        prompter = self._options.secret_prompter
+        if plain is None or prompter is None:
+            return plain, None
+        from sshtui.store.secrets import passphrase_key  # only here: it loads the keyring module
+
+        async def ask(question: str) -> str | None:
+            return await prompter.passphrase(question, key_path=path)
+
+        return ask, _reporter(prompter, passphrase_key(path))
+
+    def _password_prompt(self) -> tuple[PasswordPrompt | None, SecretWorked | None]:
+        """How to ask for the login password, and whom to tell whether the server took it."""
+        plain = self._options.password_prompt
+        prompter = self._options.secret_prompter
+        destination = self._options.destination
+        if plain is None or prompter is None or destination is None:
+            return plain, None
+        from sshtui.store.secrets import account_name, account_password_key
+
+        account = account_name(self._auth.username, *destination)
+
+        async def ask(question: str) -> str | None:
+            return await prompter.password(question, account=account)
+
+        return ask, _reporter(prompter, account_password_key(account))
 
     async def _publickey(self, identities: list[Identity | KeyFile]) -> str | None:
         offered: set[bytes] = set()  # the same key from the agent and a file is offered once
@@ -335,15 +330,21 @@ class Authenticator:
 
     async def _password(self) -> str | None:
         prompt = self._options.password_prompt
-        if prompt is None:
+        ask, worked = self._password_prompt()
+        if prompt is None or ask is None:
             return None
         for _ in range(MAX_PASSWORD_TRIES):
-            password = await prompt(f"{self._auth.username}'s password: ")
+            password = await ask(f"{self._auth.username}'s password: ")
             if password is None:
                 return None
             self._tried.append("password")
             self._auth.try_password(password)
             event = await self._answer()
+            if worked is not None:
+                accepted = isinstance(event, AuthSucceeded) or (
+                    isinstance(event, AuthFailed) and event.partial_success
+                )
+                await worked(accepted)
             if isinstance(event, PasswordChangeRequested):
                 new = await prompt(f"{event.prompt} New password: ")
                 if new is None:
@@ -377,3 +378,10 @@ class Authenticator:
             if isinstance(event, AuthFailed) and event.partial_success:
                 return "partial"
             return None
+
+
+def _reporter(prompter: SecretPrompter, secret_id: str) -> SecretWorked:
+    async def worked(ok: bool) -> None:
+        await prompter.secret_result(secret_id, ok)
+
+    return worked

@@ -41,9 +41,19 @@ _BACKEND_ERRORS = (keyring.errors.KeyringError, RuntimeError, OSError)
 StoredIn = Literal["keyring", "session", "not stored"]
 
 
+def account_name(user: str, host: str, port: int) -> str:
+    """``user@host:port``: the account a login password belongs to (host names ignore case)."""
+    return f"{user}@{host.lower()}:{port}"
+
+
+def account_password_key(account: str) -> str:
+    """The keyring user name of the password of ``account`` (as ``account_name`` spells it)."""
+    return f"password:{account}"
+
+
 def password_key(user: str, host: str, port: int) -> str:
     """The keyring user name of a login password: ``password:user@host:port``."""
-    return f"password:{user}@{host.lower()}:{port}"
+    return account_password_key(account_name(user, host, port))
 
 
 def passphrase_key(path: str | os.PathLike[str]) -> str:
@@ -121,6 +131,10 @@ class SecretStore:
             if reason is not None:
                 self._give_up(reason)
         return self._unusable is None
+
+    def give_up(self, reason: str) -> None:
+        """Stop using the keyring for the rest of the process (it hung, or failed unexpectedly)."""
+        self._give_up(reason)
 
     def get(self, key: str) -> str | None:
         """The stored secret for ``key``, or None: ask the user then."""

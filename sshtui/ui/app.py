@@ -45,6 +45,7 @@ from sshtui.ui.screens.dialogs import (
 )
 from sshtui.ui.screens.hosts import HostsScreen, quick_target
 from sshtui.ui.screens.live import ForwardsScreen, TimelineScreen
+from sshtui.ui.screens.secret_dialogs import RememberSecretDialog
 from sshtui.ui.screens.session import SessionScreen
 from sshtui.ui.terminal import EMULATORS
 
@@ -166,7 +167,7 @@ class SshtuiApp(App[None]):
         self._states: dict[int, ConnState] = {}
         self.hosts_screen: HostsScreen | None = None
         self.session_screen = SessionScreen(self.driver, show_panel=show_panel)
-        self.forwards = ForwardManager(self._forward_problem)
+        self.forwards = self.session_screen.forwards = ForwardManager(self._forward_problem)
         self.open_forwards = tuple(open_forwards)  # started on the first connection (``sshtui demo``)
         self.start_target = start_target
 
@@ -401,6 +402,13 @@ class SshtuiApp(App[None]):
     async def secret(self, title: str, prompt: str, *, echo: bool) -> str | None:
         answer: str | None = await self._ask(SecretDialog(title, prompt, echo=echo))
         return answer
+
+    async def remembered_secret(
+        self, title: str, prompt: str, *, remember_label: str, note: str = ""
+    ) -> tuple[str, bool] | None:
+        dialog = RememberSecretDialog(title, prompt, remember_label=remember_label, note=note)
+        answer: str | None = await self._ask(dialog)
+        return None if answer is None else (answer, dialog.remember)
 
     async def keyboard_interactive(
         self, title: str, name: str, instruction: str, prompts: Sequence[tuple[str, bool]]

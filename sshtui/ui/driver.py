@@ -8,8 +8,10 @@ coalesced to at most one per ``publish_interval`` (4 Hz by default) except chang
 phase, which go out at once (a handful per connection, so none is lost to coalescing). The client
 samples its state more often while the handshake runs (``HANDSHAKE_SAMPLE_INTERVAL``), so that a
 fast phase is still seen. Host key questions and authentication prompts become awaited dialogs
-through the ``Prompts`` the app supplies. Connects run in Textual workers (``runner``) and never
-raise: a failure becomes the view's ``error`` (one line) and ``detail`` (the whole message).
+through the ``Prompts`` the app supplies; passwords and passphrases are looked up in, and stored
+to, the secret store as ``sshtui.ui.dialog_prompter`` describes. Connects run in Textual workers
+(``runner``) and never raise: a failure becomes the view's ``error`` (one line) and ``detail``
+(the whole message).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from textual.message import Message
 
@@ -38,11 +40,15 @@ from sshtui.net.trust import (
 from sshtui.options import ConnectionSettings, effective_jumps, resolve_settings
 from sshtui.options_client import build_client_options
 from sshtui.options_syntax import OptionError
-from sshtui.prompts import Prompter
 from sshtui.ssh.connection import ConnectionSnapshot
 from sshtui.ssh.errors import SSHError
 from sshtui.store.ssh_config import SYSTEM_CONFIG_FILE
+from sshtui.ui.dialog_prompter import DialogPrompter, SecretKeeper
 from sshtui.ui.models import ConnectTarget
+
+if TYPE_CHECKING:
+    from sshtui.net.client import ClientOptions
+    from sshtui.store.secrets import SecretStore
 
 HostKeyChoice = Literal["save", "once", "cancel"]
 PHASES = ("tcp", "version", "key exchange", "host key", "authentication", "channel", "ready")
@@ -68,6 +74,12 @@ class Prompts(Protocol):
     def host_key_refused(self, error: HostKeyTrustError, key_blob: bytes) -> None: ...
 
     async def secret(self, title: str, prompt: str, *, echo: bool) -> str | None: ...
+
+    async def remembered_secret(
+        self, title: str, prompt: str, *, remember_label: str, note: str = ""
+    ) -> tuple[str, bool] | None:
+        """A password or passphrase, and whether the user ticked ``remember_label``."""
+        ...
 
     async def keyboard_interactive(
         self, title: str, name: str, instruction: str, prompts: Sequence[tuple[str, bool]]
@@ -139,34 +151,10 @@ class _AcceptedOnce(Exception):
     """The user accepted an unknown host key for this connection only."""
 
 
-class _DialogPrompter(Prompter):
-    """``Prompter``'s callbacks answered by dialogs instead of the controlling terminal."""
-
-    def __init__(self, prompts: Prompts, label: str, on_ask: Callable[[], None], *, batch_mode: bool) -> None:
-        super().__init__(batch_mode=batch_mode)
-        self._prompts = prompts
-        self._label = label
-        self._on_ask = on_ask
-
-    async def ask(self, prompt: str, *, echo: bool) -> str | None:
-        if self.batch_mode:
-            return None
-        self._on_ask()
-        return await self._prompts.secret(self._label, prompt, echo=echo)
-
-    async def keyboard_interactive(
-        self, name: str, instruction: str, prompts: Sequence[tuple[str, bool]]
-    ) -> Sequence[str] | None:
-        if self.batch_mode:
-            return None
-        self._on_ask()
-        return await self._prompts.keyboard_interactive(self._label, name, instruction, prompts)
-
-    async def confirm_host_key(self, question: UnknownHostQuestion) -> bool:
-        return False  # the driver's own verifier asks, with the key at hand for the randomart
-
-    def banner(self, text: str) -> None:
-        self._prompts.notice(text)
+def _tell_auth_the_context(options: ClientOptions, prompter: DialogPrompter) -> None:
+    """Let authentication say which key or account each secret is for, and whether it worked."""
+    options.auth.secret_prompter = prompter
+    options.auth.destination = (options.host, options.port)
 
 
 def phase_of(snapshot: ConnectionSnapshot) -> str:
@@ -207,6 +195,7 @@ class SessionDriver:
         system_config_file: Path | None = SYSTEM_CONFIG_FILE,
         publish_interval: float = PUBLISH_INTERVAL,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        secrets: SecretStore | None = None,
     ) -> None:
         self._post = post
         self.prompts = prompts
@@ -217,6 +206,16 @@ class SessionDriver:
         self.connect_timeout = connect_timeout
         self.connections: dict[int, Connection] = {}
         self._next_id = 1
+        self._secrets = secrets
+
+    @property
+    def secrets(self) -> SecretStore:
+        """Where remembered passwords and passphrases are kept (the OS keyring, or memory)."""
+        if self._secrets is None:
+            from sshtui.store.secrets import SecretStore  # loads keyring: only once it is needed
+
+            self._secrets = SecretStore()
+        return self._secrets
 
     # -- publishing
 
@@ -305,11 +304,13 @@ class SessionDriver:
         target = conn.target
         settings = self._settings(target)
         interactive = not settings.batch_mode
-        prompter = _DialogPrompter(
+        keeper = SecretKeeper(self.secrets, self.prompts, target.label) if interactive else None
+        prompter = DialogPrompter(
             self.prompts, target.label, lambda: self._set(conn, phase="authentication"),
-            batch_mode=not interactive,
+            batch_mode=not interactive, keeper=keeper, home=self.home,
         )
         options = build_client_options(settings, prompter, notices=io.StringIO())
+        _tell_auth_the_context(options, prompter)
         options.verify_host_key = self._verifier(conn, settings, interactive)
         options.connect_timeout = settings.connect_timeout or self.connect_timeout
         # The saved host's hops, each after the jump hosts it is reached through; a loop is an error.
@@ -317,6 +318,7 @@ class SessionDriver:
         hops = jump_options(settings, chain, prompter)
         for hop in hops:
             hop.verify_host_key = self._verifier(conn, settings, interactive)
+            _tell_auth_the_context(hop, prompter)
         holder: list[SSHClient] = []
 
         def on_snapshot(snapshot: ConnectionSnapshot) -> None:

@@ -1,5 +1,5 @@
 """Fixtures of the UI tests: an isolated home (HOME and the XDG dirs in tmp_path, so no test touches the
-user's files), the embedded server on 127.0.0.1, and helpers to wait on the app."""
+user's files or keyring), the embedded server on 127.0.0.1, and helpers to wait on the app."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keyring
+import keyring.backends.fail
 import pytest
 from textual.pilot import Pilot
 
@@ -22,6 +24,15 @@ from sshtui.ui.app import SshtuiApp
 HOST_KEY = PrivateKey.generate("ed25519")
 USER_KEY = PrivateKey.generate("ed25519")
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def no_os_keyring() -> Any:
+    """No UI test reads or writes the machine's keyring; tests that need one install their own."""
+    previous = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    yield
+    keyring.set_keyring(previous)
 
 
 @pytest.fixture

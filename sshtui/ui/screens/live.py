@@ -17,6 +17,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
@@ -189,7 +190,11 @@ class ForwardsScreen(Screen[None]):
         self.query_one("#forwards-table").focus()
 
     def refresh_forwards(self) -> None:
-        self.query_one(ForwardsTable).update_forwards(self.sshtui.forwards.snapshots())
+        try:
+            table = self.query_one(ForwardsTable)
+        except NoMatches:
+            return  # pushed but not composed yet: its mount fills the table
+        table.update_forwards(self.sshtui.forwards.snapshots())
 
     @on(ForwardsTable.AddRequested)
     def _add(self) -> None:

@@ -1,4 +1,5 @@
-"""The sessions screen: one tab per shell channel (RFC 4254 §6.2 pty-req, §6.5 shell, §6.7 window-change).
+"""The sessions screen: one tab per shell channel (RFC 4254 §6.2 pty-req, §6.5 shell, §6.7 window-change)
+and one per port forward (§7, ``sshtui.ui.screens.forward_pane``).
 
 Several connections at once, several shells per connection over the same transport. Each tab wires
 its terminal to its channel: ``channel.read()`` feeds the terminal only while the terminal can take
@@ -12,6 +13,8 @@ hands the keyboard back to this screen's bindings.
 The side panel (``p``) follows the focused tab's connection, fed from the driver's snapshots (at most
 4 a second) and the client's keepalive round trip. Broadcast (``b`` on each tab that should receive)
 sends what is typed in any broadcasting tab to every broadcasting tab; each shows it in its title.
+Forward tabs follow the app's ``ForwardManager`` (set as ``forwards``) twice a second: a new forward
+gets a tab without taking the focus, one removed elsewhere loses it; closing the tab removes the forward.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from textual.widgets import Footer, Label, TabbedContent, TabPane
 from sshtui.net.channel import Channel, Outbox
 from sshtui.ssh.errors import SSHError
 from sshtui.ui.driver import Connection, ConnectionView, ConnState, SessionDriver, describe_error
+from sshtui.ui.forward_manager import ForwardManager
+from sshtui.ui.screens import forward_pane
+from sshtui.ui.screens.forward_pane import REFRESH_INTERVAL, ForwardPane
 from sshtui.ui.terminal import DEFAULT_EMULATOR, BackendFactory
 from sshtui.ui.terminal.widget import TerminalView
 from sshtui.ui.widgets.side_panel import SidePanel
@@ -44,6 +50,7 @@ KEYBOARD_HINT = (
     "The shell has the keyboard: ctrl+] (or Esc Esc) gives it back for n new shell, w close tab, "
     "r reconnect, p panel, t timeline, b broadcast, f forwards, h hosts"
 )
+FORWARD_HINT = "A port forward: s stop/restart, w close (stops and removes it), n new shell on its connection"
 BROADCAST_MARK = "((broadcast))"
 
 
@@ -195,6 +202,7 @@ class SessionScreen(Screen[None]):
         Binding("t", "timeline", "Timeline", id="session.timeline"),
         Binding("b", "toggle_broadcast", "Broadcast", id="session.broadcast"),
         Binding("f", "forwards", "Forwards", id="session.forwards"),
+        Binding("s", "toggle_forward", "Stop/restart", id="session.toggle_forward"),
     ]
 
     def __init__(self, driver: SessionDriver, *, show_panel: bool = False) -> None:
@@ -204,6 +212,8 @@ class SessionScreen(Screen[None]):
         self.emulator: BackendFactory = DEFAULT_EMULATOR  # config.toml's [terminal] emulator may change it
         self._tab_numbers = 0
         self._per_connection: dict[int, int] = {}
+        self.forwards: ForwardManager | None = None  # the app's, for the forward tabs
+        self._syncing = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="session-main"):
@@ -225,11 +235,20 @@ class SessionScreen(Screen[None]):
         return [p for p in self.query(ShellPane).results(ShellPane) if conn is None or p.conn is conn]
 
     def active_pane(self) -> ShellPane | None:
+        tab = self.active_tab()
+        return tab if isinstance(tab, ShellPane) else None
+
+    def active_tab(self) -> ShellPane | ForwardPane | None:
         try:
             pane = self.tabs.active_pane
         except NoMatches:  # the screen is being torn down while updates still arrive
             return None
-        return pane if isinstance(pane, ShellPane) else None
+        return pane if isinstance(pane, ShellPane | ForwardPane) else None
+
+    def active_connection(self) -> Connection | None:
+        """The focused tab's connection, a shell's or a forward's."""
+        tab = self.active_tab()
+        return tab.conn if tab is not None else None
 
     # -- opening and closing
 
@@ -241,7 +260,7 @@ class SessionScreen(Screen[None]):
         pane = ShellPane(
             self.driver, conn, number, f"tab-{self._tab_numbers}", self._broadcast_input, self.emulator
         )
-        await self.tabs.add_pane(pane)
+        await self.tabs.add_pane(pane, before=forward_pane.first_forward_tab(self.tabs))
         self.tabs.active = pane.id or ""
         self.query_one("#no-sessions").display = False
         self._open_shell(pane)
@@ -269,8 +288,7 @@ class SessionScreen(Screen[None]):
         if pane.broadcast:
             pane.broadcast = False
             self._show_broadcast_bar()
-        if not self.panes():
-            self.query_one("#no-sessions").display = True
+        self.query_one("#no-sessions").display = not self.tabs.tab_count
 
     def connection_ready(self, conn: Connection) -> None:
         """A connection came up: reopen the shells of its tabs (a reconnect), or open its first."""
@@ -287,9 +305,33 @@ class SessionScreen(Screen[None]):
                 if view.state in (ConnState.DROPPED, ConnState.CLOSED, ConnState.FAILED):
                     pane.channel = None
                 pane.refresh_title()
-        active = self.active_pane()
-        if active is not None and active.conn.conn_id == view.conn_id:
+        active = self.active_connection()
+        if active is not None and active.conn_id == view.conn_id:
             self.refresh_panel()
+
+    # -- forward tabs
+
+    async def sync_forwards(self) -> None:
+        if self.forwards is None or self._syncing or not self.is_mounted:
+            return
+        self._syncing = True
+        try:
+            await forward_pane.sync_forward_tabs(self.tabs, self.forwards)
+        finally:
+            self._syncing = False
+        self.query_one("#no-sessions").display = not self.tabs.tab_count
+
+    async def action_toggle_forward(self) -> None:
+        tab = self.active_tab()
+        if isinstance(tab, ForwardPane) and self.forwards is not None:
+            await forward_pane.toggle_forward(self.forwards, tab)
+            await self.sync_forwards()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        on_forward = isinstance(self.active_tab(), ForwardPane)
+        if action == "toggle_forward":
+            return on_forward
+        return not (on_forward and action in ("focus_terminal", "toggle_broadcast"))
 
     # -- the side panel
 
@@ -301,10 +343,10 @@ class SessionScreen(Screen[None]):
         """The focused tab's connection into the panel (the panel itself re-renders at most 4 Hz)."""
         from sshtui.ui.screens.live import liveness_of
 
-        pane = self.active_pane()
-        if pane is None or not self.side_panel.display or pane.conn.snapshot is None:
+        conn = self.active_connection()
+        if conn is None or not self.side_panel.display or conn.snapshot is None:
             return
-        self.side_panel.update_snapshot(pane.conn.snapshot, liveness_of(pane.conn))
+        self.side_panel.update_snapshot(conn.snapshot, liveness_of(conn))
 
     def action_toggle_panel(self) -> None:
         self.show_panel = not self.show_panel
@@ -314,16 +356,16 @@ class SessionScreen(Screen[None]):
     def action_timeline(self) -> None:
         from sshtui.ui.screens.live import TimelineScreen
 
-        pane = self.active_pane()
-        if pane is None or pane.conn.snapshot is None:
+        conn = self.active_connection()
+        if conn is None or conn.snapshot is None:
             self.notify("no connection in this tab yet", severity="warning")
             return
-        self.app.push_screen(TimelineScreen(pane.conn))
+        self.app.push_screen(TimelineScreen(conn))
 
     def action_forwards(self) -> None:
         from sshtui.ui.screens.live import ForwardsScreen
 
-        self.app.push_screen(ForwardsScreen(lambda: pane.conn if (pane := self.active_pane()) else None))
+        self.app.push_screen(ForwardsScreen(self.active_connection))
 
     # -- broadcast
 
@@ -360,31 +402,35 @@ class SessionScreen(Screen[None]):
     # -- actions
 
     def action_new_shell(self) -> None:
-        pane = self.active_pane()
-        if pane is None:
+        conn = self.active_connection()
+        if conn is None:
             return
-        if pane.conn.state is not ConnState.CONNECTED:
-            label = pane.conn.target.label
+        if conn.state is not ConnState.CONNECTED:
+            label = conn.target.label
             self.notify(f"{label} is not connected; press r to reconnect", severity="warning", markup=False)
             return
-        self.run_worker(self.add_shell(pane.conn), group="shell", exit_on_error=False)
+        self.run_worker(self.add_shell(conn), group="shell", exit_on_error=False)
 
     async def action_close_tab(self) -> None:
-        pane = self.active_pane()
-        if pane is not None:
-            await self.close_pane(pane)
+        tab = self.active_tab()
+        if isinstance(tab, ForwardPane) and self.forwards is not None:
+            await forward_pane.close_forward_tab(self.tabs, self.forwards, tab)
+            self.query_one("#no-sessions").display = not self.tabs.tab_count
+            self.notify(f"{tab.key}: stopped and removed", title="Port forward closed", markup=False)
+        elif isinstance(tab, ShellPane):
+            await self.close_pane(tab)
 
     def action_reconnect(self) -> None:
-        pane = self.active_pane()
-        if pane is not None and not self.driver.reconnect(pane.conn):
-            self.notify(f"{pane.conn.target.label} is {pane.conn.state.value}", markup=False)
+        conn = self.active_connection()
+        if conn is not None and not self.driver.reconnect(conn):
+            self.notify(f"{conn.target.label} is {conn.state.value}", markup=False)
 
     def action_details(self) -> None:
         from sshtui.ui.screens.dialogs import DetailDialog
 
-        pane = self.active_pane()
-        if pane is not None:
-            view = pane.conn.view()
+        conn = self.active_connection()
+        if conn is not None:
+            view = conn.view()
             self.app.push_screen(DetailDialog(view.label, view.detail or view.status))
 
     def action_hosts(self) -> None:
@@ -398,9 +444,14 @@ class SessionScreen(Screen[None]):
     @on(TabbedContent.TabActivated)
     def _activated(self, event: TabbedContent.TabActivated) -> None:
         pane = event.pane
+        self.query_one("#session-hint", Label).update(FORWARD_HINT if isinstance(pane, ForwardPane)
+                                                      else KEYBOARD_HINT)
+        self.refresh_bindings()
         if isinstance(pane, ShellPane):
             pane.terminal.focus()
-            self.refresh_panel()
+        elif isinstance(pane, ForwardPane):
+            self.query_one("Tabs").focus()  # the screen's keys (s, w, n) act on this tab
+        self.refresh_panel()
 
     @on(TerminalView.FocusReleased)
     def _released(self) -> None:
@@ -412,7 +463,9 @@ class SessionScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#broadcast-bar", Label).display = False
+        self.set_interval(REFRESH_INTERVAL, self.sync_forwards)
 
-    def on_screen_resume(self) -> None:
+    async def on_screen_resume(self) -> None:
         self.action_focus_terminal()
         self.refresh_panel()
+        await self.sync_forwards()

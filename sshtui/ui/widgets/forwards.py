@@ -59,8 +59,13 @@ class RateHistory:
         return self.rates[-1] if self.rates else 0.0
 
 
+def state_text(forward: ForwardSnapshot) -> str:
+    """``listening``, ``reconnecting (connection lost)``, ``failed (stopped)``."""
+    return forward.state.value + (f" ({forward.reason})" if forward.reason else "")
+
+
 def row_cells(forward: ForwardSnapshot, history: RateHistory | None) -> tuple[Text, ...]:
-    state = forward.state.value + (f" ({forward.reason})" if forward.reason else "")
+    state = state_text(forward)
     rate = f"{sparkline(history.rates) if history else ''} {format_rate(history.current if history else 0)}"
     return (
         Text(forward.kind),
