@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from paramiko.message import Message as ParamikoMessage  # type: ignore[import-untyped]
 
 from sshtui.ssh.constants import message_name
 from sshtui.ssh.errors import DecodeError, LocalProtocolError
@@ -31,23 +30,7 @@ from sshtui.ssh.messages.transport import (
     ServiceRequest,
     Unimplemented,
 )
-
-
-def paramiko_bytes(msg_type: int, *fields: Any) -> bytes:
-    """The same fields laid out by paramiko's independent encoder."""
-    m = ParamikoMessage()
-    m.add_byte(bytes([msg_type]))
-    for value in fields:
-        if isinstance(value, bool):
-            m.add_boolean(value)
-        elif isinstance(value, int):
-            m.add_int(value)
-        elif isinstance(value, list):
-            m.add_list(value)
-        else:
-            m.add_string(value)
-    return bytes(m.asbytes())
-
+from tests.ssh.paramiko_wire import paramiko_bytes
 
 # --- Known answers -----------------------------------------------------------------------
 
