@@ -254,8 +254,14 @@ async def test_without_a_keyring_the_password_is_remembered_until_exit_and_the_k
         assert str(dialog.query_one("#remember", Checkbox).label) == "Remember until sshtui exits"
         await answer(pilot, PASSWORD, remember=True)
         await wait_for(pilot, lambda: connected(app, dest), what="connected")
+        # The secret is kept once the server's answer has been handled, which may follow "connected".
+        await wait_for(
+            pilot,
+            lambda: any(f"Remembering the password of {dest} until sshtui exits" in n
+                        for n in notifications(app)),
+            what="remembered notice",
+        )
         assert any("no usable OS keyring" in n for n in notifications(app))
-        assert any(f"Remembering the password of {dest} until sshtui exits" in n for n in notifications(app))
 
         # Another connection to the same account in this run of the app asks nothing.
         conn = app.latest_connection(f"quick:{dest}")
@@ -263,7 +269,11 @@ async def test_without_a_keyring_the_password_is_remembered_until_exit_and_the_k
         second = app.driver.connect("second", conn.target)
         await wait_for(pilot, lambda: second.state is ConnState.CONNECTED, what="second connection")
         assert not showing(app, SecretDialog)
-        assert any(f"Using the password of {dest} remembered until sshtui exits" in n
-                   for n in notifications(app))
+        await wait_for(
+            pilot,
+            lambda: any(f"Using the password of {dest} remembered until sshtui exits" in n
+                        for n in notifications(app)),
+            what="used-remembered notice",
+        )
         assert no_keyring.calls == []
         assert_never_shown(app, PASSWORD)
