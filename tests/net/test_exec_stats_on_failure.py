@@ -4,11 +4,8 @@ such as the key exchange before a refused login (RFC 4253 §7, RFC 4252 §5.1)."
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +16,10 @@ from sshtui.net.server import ServerOptions, SSHServer, start_server
 from sshtui.net.server_auth import AuthorizedKeys
 from sshtui.ssh.crypto.hostkeys import PrivateKey, openssh_public_line
 from sshtui.store.keys import encode_private_key
+from tests.net.exec_process import run_exec
 
 pytestmark = pytest.mark.timeout(60)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST_KEY, AUTHORIZED_KEY, OTHER_KEY = (PrivateKey.generate("ed25519") for _ in range(3))
 
 
@@ -53,28 +50,15 @@ async def exec_with_stats(tmp_path: Path, port: int, *extra: str) -> tuple[int, 
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {openssh_public_line(HOST_KEY.public_blob, 'host')}\n")
     stats = tmp_path / "stats.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "SSHTUI_ASKPASS")}
-    env["HOME"] = str(home)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    argv = [
-        *(sys.executable, "-m", "sshtui", "exec", "-F", "none", "-p", str(port), "-i", str(key)),
+    code, _, stderr = await run_exec(
+        *("-F", "none", "-p", str(port), "-i", str(key)),
         *("-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"),
         *("-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "--stats-json", str(stats), *extra),
         *("127.0.0.1", "true"),
-    ]
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path, start_new_session=True,
+        cwd=tmp_path, env={"HOME": str(home)},
     )
-    try:
-        _, stderr = await asyncio.wait_for(process.communicate(), 45)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
     assert stats.exists(), f"no stats file; stderr: {stderr.decode()}"
-    return process.returncode, stderr.decode(), json.loads(stats.read_text())
+    return code, stderr.decode(), json.loads(stats.read_text())
 
 
 async def test_refused_login_leaves_stats_with_the_error_and_the_key_exchange(

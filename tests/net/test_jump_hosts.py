@@ -4,10 +4,7 @@ the saved address and port, as the saved user, with the saved key, and the desti
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,10 +19,10 @@ from sshtui.prompts import Prompter
 from sshtui.ssh.crypto.hostkeys import PrivateKey, openssh_public_line
 from sshtui.store.hosts import Host, HostStore
 from sshtui.store.keys import encode_private_key
+from tests.net.exec_process import REPO_ROOT, run_exec
 
 pytestmark = pytest.mark.timeout(60)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HOP_HOST_KEY, DEST_HOST_KEY = PrivateKey.generate("ed25519"), PrivateKey.generate("ed25519")
 HOP_USER_KEY, DEST_USER_KEY = PrivateKey.generate("ed25519"), PrivateKey.generate("ed25519")
 
@@ -107,21 +104,10 @@ async def test_exec_with_a_saved_jump_host(
 ) -> None:
     _, dest, known = servers
     dest_key = write_key(tmp_path / "dest_key", DEST_USER_KEY)
-    env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "SSHTUI_ASKPASS")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    argv = [
-        *(sys.executable, "-m", "sshtui", "exec", "-F", "none", "-p", str(dest.port), "-i", str(dest_key)),
+    code, stdout, stderr = await run_exec(
+        *("-F", "none", "-p", str(dest.port), "-i", str(dest_key)),
         *("-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"),
         *("-o", "IdentitiesOnly=yes", "-J", "bastion", "127.0.0.1", "echo", "via", "bastion"),
-    ]
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env, cwd=REPO_ROOT, start_new_session=True,
+        cwd=REPO_ROOT,
     )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 45)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert (process.returncode, stdout) == (0, b"via bastion\n"), stderr.decode()
+    assert (code, stdout) == (0, b"via bastion\n"), stderr.decode()
